@@ -1,0 +1,105 @@
+"""Benchmark: gridworld env steps/s and resets/s by batch size, and expert dataset episodes/s.
+
+    python -m experiments.bench_env --out=experiments/results/bench_env.json
+
+Each row is timed after a warm-up call (compile seconds are reported separately), as the best of
+``--repeats`` runs. Prints a table and writes the rows, the device and the jax version to JSON.
+"""
+from __future__ import annotations
+
+import json
+import os
+import platform
+import time
+
+import jax
+import jax.numpy as jnp
+from absl import app, flags, logging
+
+from hrl_internal.data import dataset
+from hrl_internal.envs import gridworld
+
+flags.DEFINE_string("out", "experiments/results/bench_env.json", "where to write the JSON")
+flags.DEFINE_list("batch_sizes", ["1", "1024", "16384"], "env batch sizes")
+flags.DEFINE_integer("steps", 100, "steps per timed rollout (one lax.scan)")
+flags.DEFINE_integer("dataset_episodes", 10_000, "episodes in the expert-dataset row")
+flags.DEFINE_integer("repeats", 3, "timed runs per row (the best is reported)")
+FLAGS = flags.FLAGS
+
+
+def _time(fn, *args, repeats):
+    start = time.perf_counter()
+    jax.block_until_ready(fn(*args))
+    compile_s = time.perf_counter() - start
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        jax.block_until_ready(fn(*args))
+        best = min(best, time.perf_counter() - start)
+    return compile_s, best
+
+
+def bench_steps(params, batch, steps, repeats):
+    @jax.jit
+    def rollout(key):
+        reset_key, act_key = jax.random.split(key)
+        _, states = jax.vmap(lambda k: gridworld.reset(k, params))(
+            jax.random.split(reset_key, batch))
+        actions = jax.random.randint(act_key, (steps, batch), 0, gridworld.NUM_ACTIONS)
+
+        def body(states, a):
+            obs, states, reward, done, _ = jax.vmap(gridworld.step, in_axes=(0, 0, None))(
+                states, a, params)
+            return states, reward.sum() + obs[:, 0].sum()
+        return jax.lax.scan(body, states, actions)[1]
+
+    @jax.jit
+    def resets(key):
+        return jax.vmap(lambda k: gridworld.reset(k, params))(jax.random.split(key, batch))[0]
+
+    key = jax.random.PRNGKey(0)
+    compile_roll, roll = _time(rollout, key, repeats=repeats)
+    compile_reset, reset = _time(resets, key, repeats=repeats)
+    step_s = max(roll - reset, 1e-9)  # the rollout includes one batched reset
+    return [
+        {"row": "env_step", "batch": batch, "per_s": batch * steps / step_s,
+         "unit": "env steps/s", "compile_s": compile_roll, "seconds": step_s},
+        {"row": "env_reset", "batch": batch, "per_s": batch / reset, "unit": "resets/s",
+         "compile_s": compile_reset, "seconds": reset},
+    ]
+
+
+def bench_dataset(params, episodes, repeats):
+    keys = jax.random.split(jax.random.PRNGKey(1), episodes)
+    compile_s, best = _time(lambda k: dataset.generate(k, params).actions, keys, repeats=repeats)
+    return {"row": "expert_dataset", "batch": episodes, "per_s": episodes / best,
+            "unit": "episodes/s", "compile_s": compile_s, "seconds": best}
+
+
+def main(argv):
+    del argv
+    logging.set_verbosity(logging.WARNING)
+    params = gridworld.EnvParams()
+    rows = []
+    for batch in map(int, FLAGS.batch_sizes):
+        rows += bench_steps(params, batch, FLAGS.steps, FLAGS.repeats)
+    rows.append(bench_dataset(params, FLAGS.dataset_episodes, FLAGS.repeats))
+    device = jax.devices()[0]
+    report = {
+        "device": f"{device.platform}: {device.device_kind}", "cpu_count": os.cpu_count(),
+        "machine": platform.machine(), "jax_version": jax.__version__,
+        "env_params": params.__dict__, "steps_per_rollout": FLAGS.steps, "rows": rows,
+    }
+    print(f"device {report['device']}, {os.cpu_count()} cores, jax {jax.__version__}")
+    print(f"{'row':<16}{'batch':>8}{'per second':>16}  {'unit':<14}{'compile s':>10}")
+    for r in rows:
+        print(f"{r['row']:<16}{r['batch']:>8}{r['per_s']:>16,.0f}  {r['unit']:<14}"
+              f"{r['compile_s']:>10.2f}")
+    os.makedirs(os.path.dirname(os.path.abspath(FLAGS.out)), exist_ok=True)
+    with open(FLAGS.out, "w") as f:
+        json.dump(report, f, indent=2)
+    print(f"wrote {FLAGS.out}")
+
+
+if __name__ == "__main__":
+    app.run(main)

@@ -1,0 +1,44 @@
+"""Figures written by the phases (matplotlib, no display needed)."""
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from hrl_internal.envs.gridworld import EnvParams  # noqa: E402
+
+COLOURS = ("tab:red", "tab:orange", "tab:olive", "tab:green", "tab:cyan", "tab:blue",
+           "tab:purple", "tab:pink", "tab:brown", "tab:gray")
+
+
+def plot_episodes(episodes, params: EnvParams, path: str, count: int = 4) -> None:
+    """Draws the first ``count`` episodes: walls, coloured cells (numbered), the agent's path."""
+    g = params.grid_size
+    count = min(count, episodes.num_episodes)
+    fig, axes = plt.subplots(1, count, figsize=(3.2 * count, 3.4), squeeze=False)
+    for i, ax in enumerate(axes[0]):
+        ax.set_xlim(-0.5, g - 0.5)
+        ax.set_ylim(g - 0.5, -0.5)
+        ax.set_xticks(np.arange(-0.5, g, 1), minor=True)
+        ax.set_yticks(np.arange(-0.5, g, 1), minor=True)
+        ax.grid(which="minor", color="0.85")
+        ax.tick_params(which="both", length=0, labelbottom=False, labelleft=False)
+        for cell in episodes.wall_cells[i]:
+            ax.add_patch(plt.Rectangle((cell % g - 0.5, cell // g - 0.5), 1, 1, color="0.2"))
+        for colour, cell in enumerate(episodes.object_cells[i]):
+            ax.add_patch(plt.Rectangle((cell % g - 0.5, cell // g - 0.5), 1, 1,
+                                       color=COLOURS[colour % len(COLOURS)], alpha=0.6))
+            ax.text(cell % g, cell // g, str(colour), ha="center", va="center", fontsize=11)
+        steps = int(np.sum(episodes.mask[i]))
+        path_cells = np.asarray(episodes.agent_cells[i][: steps + 1])
+        jitter = np.linspace(-0.15, 0.15, len(path_cells))
+        ax.plot(path_cells % g + jitter, path_cells // g + jitter, "-", color="k", lw=1.2)
+        ax.plot(path_cells[0] % g, path_cells[0] // g, "o", color="k", ms=8)
+        task = "-".join(str(c) for c in params.tasks[int(episodes.task_id[i])])
+        result = "solved" if episodes.success[i] else "failed"
+        ax.set_title(f"task {task}\n{steps} steps, {result}", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)

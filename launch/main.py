@@ -1,0 +1,104 @@
+"""The launcher: ``python -m launch.main --env=gridworld --preset=cpu --workdir=DIR``.
+
+Resolves the config (preset, then flags), checks every value and the run directory before any
+compute, then runs the requested phases in order, skipping the ones already finished (unless
+``--force``), and prints the results table.
+"""
+from __future__ import annotations
+
+import sys
+import time
+
+from absl import app, flags, logging
+
+from experiments import configs
+from launch import flags as launch_flags
+from launch import rundir
+from launch.phases import PHASES
+
+FLAGS = flags.FLAGS
+launch_flags.define_flags(FLAGS)
+
+EXIT_BAD_INPUT = 2
+
+
+class UsageError(Exception):
+    """Bad input: reported as one line on stderr with exit code 2, before any compute."""
+
+
+def resolve(flag_values: flags.FlagValues) -> tuple[configs.Config, list[str], str]:
+    """Config, phases and workdir from the flags; raises ConfigError/UsageError on bad input."""
+    config = configs.preset(flag_values.preset)
+    config = configs.replace_fields(config, **launch_flags.config_overrides(flag_values))
+    configs.validate(config)
+    phases = flag_values.phases or list(PHASES)
+    unknown = [p for p in phases if p not in PHASES]
+    if unknown:
+        raise UsageError(f"--phases: unknown phase {unknown[0]!r}; allowed: {', '.join(PHASES)}")
+    phases = [p for p in PHASES if p in phases]  # dependency order, whatever order was given
+    workdir = flag_values.workdir or f"runs/{config.env}_{flag_values.preset}"
+    return config, phases, workdir
+
+
+def print_config(config: configs.Config, preset: str, workdir: str) -> None:
+    print(f"hrl_internal: env={config.env} preset={preset} workdir={workdir}")
+    for name, value in configs.leaf_fields(config).items():
+        print(f"  {name:>24} = {value}")
+
+
+def results_table(results: dict[str, dict]) -> str:
+    rows = [(f"{phase}.{name}", value) for phase, figures in results.items()
+            for name, value in figures.items()]
+    width = max((len(k) for k, _ in rows), default=10)
+    lines = [f"{'result':<{width}}  value", f"{'-' * width}  {'-' * 12}"]
+    for key, value in rows:
+        shown = f"{value:.4g}" if isinstance(value, float) else str(value)
+        lines.append(f"{key:<{width}}  {shown}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str]) -> None:
+    logging.set_verbosity(logging.WARNING)  # keep jax's backend probing out of the output
+    if len(argv) > 1:
+        _fail(f"unexpected arguments {' '.join(argv[1:])}; every option is a --flag")
+    try:
+        config, phases, workdir = resolve(FLAGS)
+        run = rundir.prepare(workdir, config, FLAGS.preset)
+    except (configs.ConfigError, UsageError) as e:
+        _fail(str(e))
+    print_config(config, FLAGS.preset, run.path)
+    for phase in phases:
+        if run.is_done(phase) and not FLAGS.force:
+            print(f"[{phase}] finished earlier; skipping (--force reruns it)")
+            continue
+        print(f"[{phase}] starting")
+        start = time.perf_counter()
+        try:
+            figures = PHASES[phase](config, run)
+        except KeyboardInterrupt:
+            print(f"\n[{phase}] interrupted; rerun the same command to resume", file=sys.stderr)
+            sys.exit(130)
+        figures[f"{phase}_seconds"] = time.perf_counter() - start
+        run.merge_results(phase, figures)
+        run.mark_done(phase, figures)
+        print(f"[{phase}] done in {figures[f'{phase}_seconds']:.1f}s")
+    print()
+    print(results_table(run.results()))
+    print(f"\nresults: {run.path}/results.json  plots: {run.path}/plots/")
+
+
+def _fail(message: str) -> None:
+    print(f"error: {message}", file=sys.stderr)
+    sys.exit(EXIT_BAD_INPUT)
+
+
+def parse_flags(argv: list[str]) -> list[str]:
+    """absl's parser, with its errors turned into the one-line bad-input message."""
+    try:
+        return FLAGS(argv)
+    except flags.Error as e:
+        _fail(str(e).splitlines()[0])
+
+
+if __name__ == "__main__":
+    app.run(main, flags_parser=parse_flags)

@@ -1,0 +1,7 @@
+"""Phase drivers, in the order a run executes them. Each is ``run(config, run_dir) -> figures``:
+it writes its artefacts under ``DIR/<phase>/`` and returns the figures merged into results.json."""
+from launch.phases import data
+
+PHASES = {
+    "data": data.run,
+}

@@ -1,0 +1,86 @@
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from hrl_internal.data import dataset, expert
+from hrl_internal.envs import gridworld as gw
+
+P = gw.EnvParams()
+
+
+def test_noiseless_expert_solves_every_task_by_a_shortest_route():
+    for task_set in ("pretrain", "posttrain"):
+        params = gw.EnvParams(task_set=task_set)
+        per_task = 48
+        task_ids = jnp.repeat(jnp.arange(params.num_tasks), per_task)
+        keys = jax.random.split(jax.random.PRNGKey(0), task_ids.shape[0])
+
+        @jax.jit
+        def optimum(keys, task_ids):
+            states = jax.vmap(lambda k, t: gw.reset(jax.random.split(k)[0], params, t)[1])(
+                keys, task_ids)
+            return jax.vmap(lambda s: gw.leg_distances(s, params))(states).sum(axis=1)
+
+        episodes = _rollout(keys, task_ids, params)
+        assert np.all(episodes.success), task_set
+        lengths = np.asarray(episodes.mask).sum(axis=1)
+        np.testing.assert_array_equal(lengths, optimum(keys, task_ids))
+
+
+def _rollout(keys, task_ids, params):
+    """The dataset's episode function, with a chosen task per episode."""
+
+    @jax.jit
+    def run(keys, task_ids):
+        def one(key, task_id):
+            reset_key, act_key = jax.random.split(key)
+            _, state = gw.reset(reset_key, params, task_id)
+
+            def act(state, k):
+                a = expert.expert_action(k, state, params)
+                _, nxt, _, _, _ = gw.step(state, a, params)
+                return nxt, ~state.done
+            final, valid = jax.lax.scan(act, state, jax.random.split(act_key, params.max_steps))
+            return final.success, valid
+        return jax.vmap(one)(keys, task_ids)
+
+    success, mask = run(keys, task_ids)
+    return dataset.Episodes(None, None, mask, None, None, None, None, task_ids, success)
+
+
+def test_expert_picks_uniformly_among_shortest_moves():
+    # Agent at (2, 2), target colour 0 at (4, 4), a wall above: down and right are both shortest.
+    objects = [4 * 7 + 4, 0, 6, 42, 48, 20, 13, 35]
+    state = gw.EnvState(
+        agent_cell=jnp.int32(2 * 7 + 2), object_cells=jnp.asarray(objects, jnp.int32),
+        wall_cells=jnp.asarray([8, 9, 10, 11], jnp.int32),
+        task=jnp.asarray([0, 1, 2, 3, 4, 5], jnp.int32), task_len=jnp.int32(6),
+        task_id=jnp.int32(0), progress=jnp.int32(0), time=jnp.int32(0),
+        done=jnp.bool_(False), success=jnp.bool_(False))
+    values = expert.action_values(state, P)
+    np.testing.assert_array_equal(values, [gw.unreachable(P), 3, 3, 5])  # up: a wall
+    keys = jax.random.split(jax.random.PRNGKey(1), 4000)
+    actions = np.asarray(jax.jit(jax.vmap(lambda k: expert.expert_action(k, state, P)))(keys))
+    counts = np.bincount(actions, minlength=4)
+    assert counts[0] == counts[3] == 0
+    assert abs(counts[1] / 4000 - 0.5) < 0.04
+
+
+def test_noisy_expert_never_ends_an_episode_on_a_wrong_colour():
+    keys = jax.random.split(jax.random.PRNGKey(2), 512)
+    episodes = dataset.generate(keys, P, epsilon=1.0)
+    lengths = np.asarray(episodes.mask).sum(axis=1)
+    ended_early = lengths < P.max_steps
+    # A uniformly random safe walk ends early only by completing the task, never by a wrong visit.
+    assert np.all(np.asarray(episodes.success)[ended_early])
+    assert np.mean(episodes.success) < 0.2
+
+
+def test_epsilon_controls_how_often_the_expert_deviates():
+    keys = jax.random.split(jax.random.PRNGKey(3), 512)
+    clean = dataset.generate(keys, P, epsilon=0.0)
+    noisy = dataset.generate(keys, P, epsilon=0.2)
+    clean_len = np.asarray(clean.mask).sum(axis=1).mean()
+    noisy_len = np.asarray(noisy.mask).sum(axis=1).mean()
+    assert noisy_len > clean_len * 1.1
+    assert np.mean(noisy.success) > 0.9
