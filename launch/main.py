@@ -52,9 +52,17 @@ def results_table(results: dict[str, dict]) -> str:
     width = max((len(k) for k, _ in rows), default=10)
     lines = [f"{'result':<{width}}  value", f"{'-' * width}  {'-' * 12}"]
     for key, value in rows:
-        shown = f"{value:.4g}" if isinstance(value, float) else str(value)
+        shown = _format(value)
         lines.append(f"{key:<{width}}  {shown}")
     return "\n".join(lines)
+
+
+def _format(value) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if isinstance(value, list):
+        return "[" + ", ".join(_format(v) for v in value) + "]"
+    return str(value)
 
 
 def main(argv: list[str]) -> None:
@@ -76,7 +84,8 @@ def main(argv: list[str]) -> None:
         try:
             figures = PHASES[phase](config, run)
         except KeyboardInterrupt:
-            print(f"\n[{phase}] interrupted; rerun the same command to resume", file=sys.stderr)
+            print(f"\n[{phase}] interrupted; progress up to the last checkpoint is saved. "
+                  "Rerun the same command to resume.", file=sys.stderr)
             sys.exit(130)
         figures[f"{phase}_seconds"] = time.perf_counter() - start
         run.merge_results(phase, figures)

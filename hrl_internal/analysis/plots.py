@@ -42,3 +42,40 @@ def plot_episodes(episodes, params: EnvParams, path: str, count: int = 4) -> Non
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
+
+
+def plot_curves(records: list[dict], loss_keys: list[str], accuracy_keys: list[str], path: str,
+                title: str = "") -> None:
+    """Loss and accuracy against step from metrics.jsonl records, side by side."""
+    steps = [r["step"] for r in records]
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
+    for ax, keys, label in ((axes[0], loss_keys, "loss"), (axes[1], accuracy_keys, "accuracy")):
+        for key in keys:
+            ax.plot(steps, [r.get(key, np.nan) for r in records], label=key)
+        ax.set_xlabel("step")
+        ax.set_ylabel(label)
+        ax.legend(fontsize=8)
+        ax.grid(alpha=0.3)
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def plot_by_layer(values: dict[str, list[float]], path: str, ylabel: str, title: str,
+                  reference: dict[str, float] | None = None) -> None:
+    """One line per entry of ``values`` against layer index (0 = embedding)."""
+    fig, ax = plt.subplots(figsize=(5.5, 3.6))
+    for label, ys in values.items():
+        ax.plot(range(len(ys)), ys, "o-", label=label)
+    for label, y in (reference or {}).items():
+        ax.axhline(y, ls="--", color="0.5", lw=1)
+        ax.text(0, y, f" {label}", va="bottom", fontsize=8, color="0.3")
+    ax.set_xlabel("layer (0 = embedding)")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)

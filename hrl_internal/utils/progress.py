@@ -21,8 +21,11 @@ class Progress:
     """
 
     def __init__(self, name: str, total: int, unit: str = "steps", every_s: float = 5.0,
-                 write: Callable[[str], Any] | None = None, start: int = 0):
+                 write: Callable[[str], Any] | None = None, start: int = 0,
+                 also_per_s: dict[str, float] | None = None):
+        """``also_per_s={"tokens": n}`` also prints ``n`` times the rate as ``tokens/s``."""
         self.name, self.total, self.unit, self.every_s = name, total, unit, every_s
+        self.also_per_s = also_per_s or {}
         self.write = write or (lambda line: print(line, file=sys.stdout, flush=True))
         self.start_time = time.perf_counter()
         self.start_done = start
@@ -40,6 +43,7 @@ class Progress:
         eta = (self.total - done) / self.rate if self.rate > 0 else float("nan")
         parts = [f"[{self.name}] {done}/{self.total} {self.unit} ({100.0 * done / max(self.total, 1):.1f}%)",
                  f"{self.rate:,.1f} {self.unit}/s",
+                 *[f"{self.rate * scale:,.0f} {name}/s" for name, scale in self.also_per_s.items()],
                  f"ETA {format_duration(eta) if eta == eta else '?'}"]
         parts += [f"{k} {_fmt(v)}" for k, v in metrics.items()]
         self.write("  ".join(parts))

@@ -1,0 +1,92 @@
+"""Benchmark: base-model training tokens/s and cached-rollout env steps/s (model in the loop).
+
+    python -m experiments.bench_model --preset=cpu --out=experiments/results/bench_model_cpu.json
+
+Model sizes come from ``--preset`` (``paper`` = Table A16). Each row is timed after a warm-up call
+(compile seconds reported separately), best of ``--repeats``. Prints a table, writes JSON.
+"""
+from __future__ import annotations
+
+import json
+import os
+import platform
+import time
+
+import jax
+import jax.numpy as jnp
+from absl import app, flags, logging
+
+from experiments import configs
+from hrl_internal.analysis import rollout
+from hrl_internal.data import dataset, packing
+from hrl_internal.training import pretrain
+
+flags.DEFINE_string("preset", "cpu", "model and batch sizes from this preset")
+flags.DEFINE_string("out", None, "JSON path (default experiments/results/bench_model_<preset>.json)")
+flags.DEFINE_list("rollout_batches", ["1", "1024"], "episodes per cached rollout")
+flags.DEFINE_integer("train_batch", None, "packed rows per training step (default: the preset's)")
+flags.DEFINE_integer("train_steps", 10, "training steps per timed call")
+flags.DEFINE_integer("repeats", 3, "timed runs per row (the best is reported)")
+FLAGS = flags.FLAGS
+
+
+def _time(fn, repeats):
+    start = time.perf_counter()
+    jax.block_until_ready(fn())
+    compile_s = time.perf_counter() - start
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        jax.block_until_ready(fn())
+        best = min(best, time.perf_counter() - start)
+    return compile_s, best
+
+
+def main(argv):
+    del argv
+    logging.set_verbosity(logging.WARNING)
+    config = configs.preset(FLAGS.preset)
+    env = config.gridworld.env_params("pretrain")
+    model = config.model.transformer(env)
+    batch = FLAGS.train_batch or config.pretrain.batch_size
+    hyper = config.pretrain.hyper()
+    hyper = type(hyper)(**{**hyper.__dict__, "batch_size": batch})
+    episodes = dataset.to_numpy(dataset.generate(jax.random.split(jax.random.PRNGKey(0), 2048), env))
+    rows = jax.tree.map(jnp.asarray, packing.pack(episodes, env))
+    state = pretrain.init_state(jax.random.PRNGKey(1), model, hyper)
+    key = jax.random.PRNGKey(2)
+    train = lambda: pretrain.train_steps(state, rows, key, model=model, env=env, hyper=hyper,
+                                         num_steps=FLAGS.train_steps)[1]
+    compile_s, seconds = _time(train, FLAGS.repeats)
+    slots = batch * env.max_steps * FLAGS.train_steps
+    fill = float(jnp.mean(rows.mask))
+    out = [{"row": "pretrain", "batch": batch, "per_s": slots / seconds, "unit": "tokens/s",
+            "real_steps_per_s": slots * fill / seconds, "compile_s": compile_s,
+            "seconds_per_step": seconds / FLAGS.train_steps}]
+    for n in map(int, FLAGS.rollout_batches):
+        result = lambda: rollout.rollout(key, state.params, model, env, n).length
+        compile_s, seconds = _time(result, FLAGS.repeats)
+        out.append({"row": "cached_rollout", "batch": n,
+                    "per_s": n * env.max_steps / seconds, "unit": "env steps/s",
+                    "compile_s": compile_s, "seconds": seconds})
+    device = jax.devices()[0]
+    report = {"device": f"{device.platform}: {device.device_kind}", "cpu_count": os.cpu_count(),
+              "machine": platform.machine(), "jax_version": jax.__version__,
+              "preset": FLAGS.preset, "model": model.__dict__, "rows": out,
+              "note": "tokens = packed slots (batch x max_steps); real_steps_per_s excludes "
+                      f"padding ({fill:.0%} of slots are real)."}
+    print(f"device {report['device']}, {os.cpu_count()} cores, jax {jax.__version__}, "
+          f"preset {FLAGS.preset} (d={model.d_model}, layers={model.num_layers})")
+    print(f"{'row':<16}{'batch':>7}{'per second':>14}  {'unit':<13}{'compile s':>10}")
+    for r in out:
+        print(f"{r['row']:<16}{r['batch']:>7}{r['per_s']:>14,.0f}  {r['unit']:<13}"
+              f"{r['compile_s']:>10.2f}")
+    path = FLAGS.out or f"experiments/results/bench_model_{FLAGS.preset}.json"
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with open(path, "w") as f:
+        json.dump(report, f, indent=2)
+    print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    app.run(main)

@@ -1,0 +1,102 @@
+"""Sequence packing: several short episodes share one row of ``max_steps`` token slots.
+
+Expert episodes are ~30 steps long against a 100-step limit, so padding each to T wastes about
+two thirds of the compute. A packed row holds whole episodes back to back; the model attends only
+within a segment (``transformer.apply(..., segments=...)``) and relative positions are per-episode
+differences, so a packed forward pass computes exactly what the separate episodes would.
+"""
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from hrl_internal.data.dataset import Episodes
+from hrl_internal.envs import gridworld
+from hrl_internal.envs.gridworld import EnvParams
+
+NO_SEGMENT = -1
+
+
+class PackedRows(NamedTuple):
+    """``[rows, slots]`` token slots; slot s of a row is step ``position`` of episode ``episode``."""
+
+    agent_cells: Any  # [R, S] int, the agent's cell when o_t is emitted
+    next_cells: Any  # [R, S] int, its cell at o_{t+1}
+    actions: Any  # [R, S] int
+    mask: Any  # [R, S] bool, the slot holds a real step
+    segments: Any  # [R, S] int, which episode of the row (NO_SEGMENT for padding)
+    object_cells: Any  # [R, S, num_objects] int, the slot's episode layout
+    wall_cells: Any  # [R, S, num_walls] int
+    subgoals: Any  # [R, S] int, analysis labels only
+    episode: Any  # [R, S] int, index of the episode in the source dataset (-1 for padding)
+
+    @property
+    def num_rows(self) -> int:
+        return self.actions.shape[0]
+
+
+def first_fit(lengths: np.ndarray, capacity: int) -> list[list[int]]:
+    """Groups episode indices into rows of at most ``capacity`` steps (first fit, longest first)."""
+    order = np.argsort(-lengths, kind="stable")
+    room = np.zeros(0, np.int64)
+    rows: list[list[int]] = []
+    for i in order:
+        fits = np.flatnonzero(room >= lengths[i])
+        if fits.size:
+            r = fits[0]
+        else:
+            r = len(rows)
+            rows.append([])
+            room = np.append(room, capacity)
+        rows[r].append(int(i))
+        room[r] -= lengths[i]
+    return rows
+
+
+def pack(episodes: Episodes, params: EnvParams) -> PackedRows:
+    """Packs host episodes (numpy) into rows of ``params.max_steps`` slots."""
+    s = params.max_steps
+    lengths = np.asarray(episodes.mask).sum(axis=1)
+    rows = first_fit(lengths, s)
+    r = len(rows)
+    out = {
+        "agent_cells": np.zeros((r, s), np.int16), "next_cells": np.zeros((r, s), np.int16),
+        "actions": np.zeros((r, s), np.int8), "mask": np.zeros((r, s), bool),
+        "segments": np.full((r, s), NO_SEGMENT, np.int16),
+        "object_cells": np.zeros((r, s, params.num_objects), np.int16),
+        "wall_cells": np.zeros((r, s, params.num_walls), np.int16),
+        "subgoals": np.zeros((r, s), np.int16), "episode": np.full((r, s), -1, np.int32),
+    }
+    # Padding slots render a valid (but masked) observation: the row's first episode's layout.
+    for row, members in enumerate(rows):
+        start = 0
+        out["object_cells"][row] = episodes.object_cells[members[0]]
+        out["wall_cells"][row] = episodes.wall_cells[members[0]]
+        for segment, i in enumerate(members):
+            n = int(lengths[i])
+            span = slice(start, start + n)
+            out["agent_cells"][row, span] = episodes.agent_cells[i, :n]
+            out["next_cells"][row, span] = episodes.agent_cells[i, 1:n + 1]
+            out["actions"][row, span] = episodes.actions[i, :n]
+            out["mask"][row, span] = True
+            out["segments"][row, span] = segment
+            out["object_cells"][row, span] = episodes.object_cells[i]
+            out["wall_cells"][row, span] = episodes.wall_cells[i]
+            out["subgoals"][row, span] = episodes.subgoals[i, :n]
+            out["episode"][row, span] = i
+            start += n
+    return PackedRows(**out)
+
+
+def observations(rows: PackedRows, params: EnvParams) -> tuple[jax.Array, jax.Array]:
+    """``(obs, next_obs)``, each ``[R, S, obs_size]`` float32, rendered per slot. Jittable."""
+    render = jax.vmap(jax.vmap(gridworld.render, in_axes=(0, 0, 0, None)),
+                      in_axes=(0, 0, 0, None))
+    objects = jnp.asarray(rows.object_cells, jnp.int32)
+    walls = jnp.asarray(rows.wall_cells, jnp.int32)
+    obs = render(jnp.asarray(rows.agent_cells, jnp.int32), objects, walls, params)
+    next_obs = render(jnp.asarray(rows.next_cells, jnp.int32), objects, walls, params)
+    return obs, next_obs

@@ -1,0 +1,36 @@
+"""Residual-stream interventions: the linear controller ``e <- e + U e`` with ``U = B A`` of rank r.
+
+``U`` is never formed: ``B (A e)`` costs O(r d) per token instead of O(d^2). The same function
+serves the supervised subgoal controllers, the metacontroller's decoder and internal RL.
+"""
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+
+def low_rank_update(e: jax.Array, a: jax.Array, b: jax.Array) -> jax.Array:
+    """``e + B (A e)``.
+
+    Args:
+      e: [..., d_model] residual stream.
+      a: [..., rank, d_model] (the ``...`` broadcast against ``e``'s).
+      b: [..., d_model, rank].
+    Returns:
+      [..., d_model].
+    """
+    return e + jnp.einsum("...dr,...r->...d", b, jnp.einsum("...rd,...d->...r", a, e))
+
+
+def init_subgoal_controllers(key: jax.Array, num_subgoals: int, d_model: int, rank: int
+                             ) -> dict[str, jax.Array]:
+    """One low-rank controller per subgoal: ``a [G, r, d]`` random, ``b [G, d, r]`` zero, so every
+    controller starts as the identity map."""
+    a = jax.random.normal(key, (num_subgoals, rank, d_model)) / jnp.sqrt(d_model)
+    return {"a": a, "b": jnp.zeros((num_subgoals, d_model, rank))}
+
+
+def subgoal_controller(controllers: dict[str, jax.Array], subgoal: jax.Array):
+    """The ``e -> e + U_g e`` map for subgoal ids ``subgoal [...]`` (a one-hot z picks U_g)."""
+    a, b = controllers["a"][subgoal], controllers["b"][subgoal]
+    return lambda e: low_rank_update(e, a, b)

@@ -1,0 +1,122 @@
+"""Phase 1 training (§C.1): next-action (and, with weight λ, next-observation) prediction.
+
+The dataset lives on the device as packed rows of compact episodes; each step samples its batch with a key folded
+from the step number and renders observations inside jit. ``train_steps`` runs many steps as one
+``lax.scan``, so a run resumed from a checkpoint at any step boundary sees the same batches and
+ends with the same parameters as an uninterrupted one.
+"""
+from __future__ import annotations
+
+import dataclasses
+import functools
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from hrl_internal.data import packing
+from hrl_internal.envs.gridworld import EnvParams
+from hrl_internal.models import transformer
+from hrl_internal.models.transformer import TransformerConfig
+
+
+@dataclasses.dataclass(frozen=True)
+class PretrainHyper:
+    batch_size: int = 64
+    learning_rate: float = 3e-4
+    weight_decay: float = 0.03
+    obs_loss_weight: float = 0.01  # λ
+    grad_clip: float = 1.0  # global-norm clip; 0 disables
+
+
+class TrainState(NamedTuple):
+    params: Any
+    opt_state: Any
+    step: jax.Array  # [] int32
+
+
+def optimizer(hyper: PretrainHyper) -> optax.GradientTransformation:
+    """AdamW with a constant learning rate, β = (0.9, 0.999) (Table A16)."""
+    adamw = optax.adamw(hyper.learning_rate, b1=0.9, b2=0.999, weight_decay=hyper.weight_decay)
+    if hyper.grad_clip > 0:
+        return optax.chain(optax.clip_by_global_norm(hyper.grad_clip), adamw)
+    return adamw
+
+
+def init_state(key: jax.Array, model: TransformerConfig, hyper: PretrainHyper) -> TrainState:
+    params = transformer.init(key, model)
+    return TrainState(params, optimizer(hyper).init(params), jnp.zeros((), jnp.int32))
+
+
+def sequence_losses(outputs: dict[str, jax.Array], actions: jax.Array, next_obs: jax.Array
+                    ) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """Per-step ``(action_nll, obs_nll, correct)``, each ``[batch, time]``.
+
+    The next observation is a set of independent bits (per-cell one-hot channels), so its
+    negative log-likelihood is the summed binary cross-entropy.
+    """
+    logp = jax.nn.log_softmax(outputs["action_logits"])
+    action_nll = -jnp.take_along_axis(logp, actions[..., None].astype(jnp.int32), -1)[..., 0]
+    obs_nll = optax.sigmoid_binary_cross_entropy(outputs["obs_logits"], next_obs).sum(-1)
+    correct = jnp.argmax(outputs["action_logits"], -1) == actions
+    return action_nll, obs_nll, correct
+
+
+def masked_mean(x: jax.Array, mask: jax.Array) -> jax.Array:
+    return jnp.sum(x * mask) / jnp.maximum(jnp.sum(mask), 1.0)
+
+
+def loss_fn(params: Any, rows: packing.PackedRows, model: TransformerConfig,
+            env: EnvParams, obs_loss_weight: float) -> tuple[jax.Array, dict[str, jax.Array]]:
+    """The phase-1 loss over a batch of packed rows; returns ``(loss, metrics)``.
+
+    Means are over real steps (``rows.mask``), so packing changes no gradient's expectation.
+    """
+    obs, next_obs = packing.observations(rows, env)  # [B, S, obs] each
+    outputs, _ = transformer.apply(params, obs, model, segments=rows.segments)
+    mask = rows.mask.astype(jnp.float32)
+    action_nll, obs_nll, correct = sequence_losses(outputs, rows.actions, next_obs)
+    action_loss = masked_mean(action_nll, mask)
+    # With λ = 0 the observation head is dead code, and jit drops it.
+    obs_loss = masked_mean(obs_nll, mask) if obs_loss_weight else jnp.zeros(())
+    loss = action_loss + obs_loss_weight * obs_loss
+    return loss, {"loss": loss, "action_nll": action_loss, "obs_nll": obs_loss,
+                  "action_accuracy": masked_mean(correct, mask)}
+
+
+def sample_batch(rows: packing.PackedRows, key: jax.Array, batch_size: int) -> packing.PackedRows:
+    index = jax.random.randint(key, (batch_size,), 0, rows.num_rows)
+    return jax.tree.map(lambda a: a[index], rows)
+
+
+@functools.partial(jax.jit, static_argnames=("model", "env", "hyper", "num_steps"))
+def train_steps(state: TrainState, data: packing.PackedRows, key: jax.Array, *,
+                model: TransformerConfig, env: EnvParams, hyper: PretrainHyper,
+                num_steps: int) -> tuple[TrainState, dict[str, jax.Array]]:
+    """``num_steps`` AdamW updates as one ``lax.scan``; metrics are averaged over them.
+
+    Step ``s`` draws its batch with ``fold_in(key, s)``: the run is a function of ``key`` alone.
+    """
+    opt = optimizer(hyper)
+    grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
+
+    def update(state, _):
+        batch = sample_batch(data, jax.random.fold_in(key, state.step), hyper.batch_size)
+        (_, metrics), grads = grad_fn(state.params, batch, model, env, hyper.obs_loss_weight)
+        updates, opt_state = opt.update(grads, state.opt_state, state.params)
+        params = optax.apply_updates(state.params, updates)
+        metrics["grad_norm"] = optax.tree.norm(grads)
+        return TrainState(params, opt_state, state.step + 1), metrics
+
+    state, metrics = jax.lax.scan(update, state, None, length=num_steps)
+    return state, jax.tree.map(jnp.mean, metrics)
+
+
+@functools.partial(jax.jit, static_argnames=("model", "env"))
+def evaluate(params: Any, rows: packing.PackedRows, *, model: TransformerConfig,
+             env: EnvParams) -> dict[str, jax.Array]:
+    """Mask-weighted loss and accuracy over ``rows`` (one batch; call per chunk and average)."""
+    _, metrics = loss_fn(params, rows, model, env, 0.0)
+    metrics["num_steps"] = jnp.sum(rows.mask)
+    return metrics

@@ -1,0 +1,131 @@
+"""Phase ``pretrain``: the base model learns next-action prediction on expert demonstrations.
+
+Checkpoints (orbax) every ``checkpoint_every`` steps and on Ctrl-C; a rerun resumes from the
+latest checkpoint and ends with the same parameters as an uninterrupted run. Writes
+``DIR/pretrain/metrics.jsonl`` (one line per jitted call), the final params checkpoint, and the
+training-curve plot.
+"""
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from experiments import configs
+from hrl_internal.analysis import plots, rollout
+from hrl_internal.data import dataset, packing
+from hrl_internal.training import pretrain
+from hrl_internal.training.checkpoint import Checkpointer
+from hrl_internal.utils.metrics import MetricsWriter
+from hrl_internal.utils.progress import Progress
+from launch.phases import data as data_phase
+from launch.rundir import RunDir
+
+INIT_TAG, BATCH_TAG, ROLLOUT_TAG = 11, 12, 13
+EVAL_ROWS = 256  # held-out rows scored after every call (the full set at the end)
+
+
+def load_split(run: RunDir, config: configs.Config, split: str) -> dataset.Episodes:
+    episodes, _ = dataset.load(data_phase.split_path(run, split),
+                               config.gridworld.env_params("pretrain"))
+    return episodes
+
+
+def checkpointer(run: RunDir) -> Checkpointer:
+    return Checkpointer(os.path.join(run.phase_dir("pretrain"), "checkpoints"))
+
+
+def load_params(run: RunDir, config: configs.Config) -> Any:
+    """The trained base model's parameters (the latest pretrain checkpoint)."""
+    env = config.gridworld.env_params("pretrain")
+    model = config.model.transformer(env)
+    template = pretrain.init_state(jax.random.PRNGKey(0), model, config.pretrain.hyper())
+    return checkpointer(run).restore(template).params
+
+
+def evaluate_rows(params: Any, rows: packing.PackedRows, model, env, chunk: int = EVAL_ROWS
+                  ) -> dict[str, float]:
+    """Step-weighted held-out action NLL and accuracy over all ``rows``."""
+    totals: dict[str, float] = {}
+    steps = 0.0
+    for start in range(0, rows.num_rows, chunk):
+        index = np.minimum(np.arange(start, start + chunk), rows.num_rows - 1)
+        part = jax.tree.map(lambda a: a[index], rows)
+        valid = np.arange(start, start + chunk) < rows.num_rows  # padded repeats count 0
+        part = part._replace(mask=part.mask & valid[:, None])
+        m = pretrain.evaluate(params, part, model=model, env=env)
+        n = float(m["num_steps"])
+        for k in ("action_nll", "action_accuracy"):
+            totals[k] = totals.get(k, 0.0) + float(m[k]) * n
+        steps += n
+    return {k: v / max(steps, 1.0) for k, v in totals.items()}
+
+
+def run(config: configs.Config, run_dir: RunDir) -> dict[str, Any]:
+    env = config.gridworld.env_params("pretrain")
+    model = config.model.transformer(env)
+    p = config.pretrain
+    hyper = p.hyper()
+    train_rows = jax.tree.map(jnp.asarray, packing.pack(load_split(run_dir, config, "train"), env))
+    eval_rows = packing.pack(load_split(run_dir, config, "eval"), env)
+    probe_rows = jax.tree.map(lambda a: jnp.asarray(a[:EVAL_ROWS]), eval_rows)
+    print(f"[pretrain] {train_rows.num_rows} packed rows of {env.max_steps} slots "
+          f"({float(jnp.mean(train_rows.mask)):.0%} filled), batch {p.batch_size} rows")
+
+    seed_key = jax.random.PRNGKey(config.seed)
+    template = pretrain.init_state(jax.random.fold_in(seed_key, INIT_TAG), model, hyper)
+    ckpt = checkpointer(run_dir)
+    state, resumed = ckpt.restore_or(template)
+    start_step = int(state.step)
+    if resumed:
+        print(f"[pretrain] resuming from step {start_step}")
+    batch_key = jax.random.fold_in(seed_key, BATCH_TAG)
+    writer = MetricsWriter(os.path.join(run_dir.phase_dir("pretrain"), "metrics.jsonl"),
+                           truncate_after=start_step)
+    progress = Progress("pretrain", p.pretrain_steps, unit="steps", start=start_step,
+                        also_per_s={"tokens": p.batch_size * env.max_steps})
+    try:
+        while int(state.step) < p.pretrain_steps:
+            num = min(p.steps_per_call, p.pretrain_steps - int(state.step))
+            state, metrics = pretrain.train_steps(state, train_rows, batch_key, model=model,
+                                                  env=env, hyper=hyper, num_steps=num)
+            step = int(state.step)
+            held = pretrain.evaluate(state.params, probe_rows, model=model, env=env)
+            line = {k: float(v) for k, v in metrics.items()}
+            line.update(heldout_action_nll=float(held["action_nll"]),
+                        heldout_action_accuracy=float(held["action_accuracy"]))
+            writer.write(step, line)
+            progress.update(step, loss=line["loss"], acc=line["action_accuracy"],
+                            heldout_acc=line["heldout_action_accuracy"])
+            if step % p.checkpoint_every == 0 or step == p.pretrain_steps:
+                ckpt.save(step, state)
+    except KeyboardInterrupt:
+        ckpt.save(int(state.step), state)  # the launcher then says how to resume
+        raise
+
+    final = evaluate_rows(state.params, eval_rows, model, env)
+    roll = rollout.rollout(jax.random.fold_in(seed_key, ROLLOUT_TAG), state.params, model, env,
+                           config.pretrain.rollout_episodes)
+    greedy = rollout.rollout(jax.random.fold_in(seed_key, ROLLOUT_TAG), state.params, model, env,
+                             config.pretrain.rollout_episodes, greedy=True)
+    expert = dataset.summary(load_split(run_dir, config, "eval"))["success_rate"]
+    figures = {
+        "steps": int(state.step),
+        "heldout_action_nll": final["action_nll"],
+        "heldout_action_accuracy": final["action_accuracy"],
+        "rollout_success": float(np.mean(roll.success)),
+        "rollout_first_subgoal_rate": float(np.mean(roll.progress >= 2)),
+        "rollout_success_greedy": float(np.mean(greedy.success)),
+        # A perfect imitator that cannot see the task guesses it: 1 / number of tasks.
+        "rollout_success_if_task_guessed": 1.0 / env.num_tasks,
+        "expert_success": expert,
+        "rollout_episodes": config.pretrain.rollout_episodes,
+    }
+    plots.plot_curves(writer.read(), ["loss", "heldout_action_nll"],
+                      ["action_accuracy", "heldout_action_accuracy"],
+                      os.path.join(run_dir.plots_dir, "pretrain_curves.png"),
+                      title=f"pretraining ({model.num_layers} layers, d={model.d_model})")
+    return figures

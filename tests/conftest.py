@@ -1,0 +1,30 @@
+"""Shared fixtures: a tiny expert dataset and a tiny base model trained on it once per session."""
+import jax
+import jax.numpy as jnp
+import pytest
+
+from hrl_internal.data import dataset, packing
+from hrl_internal.envs import gridworld
+from hrl_internal.models.transformer import TransformerConfig
+from hrl_internal.training import pretrain
+
+TINY_STEPS = 300
+
+
+@pytest.fixture(scope="session")
+def tiny():
+    env = gridworld.EnvParams()
+    model = TransformerConfig(obs_size=env.obs_size, num_actions=4, d_model=48, num_layers=2,
+                              num_heads=2, head_dim=24, mlp_dim=96, max_len=env.max_steps,
+                              egocentric_grid=env.grid_size)
+    hyper = pretrain.PretrainHyper(batch_size=16, learning_rate=2e-3, obs_loss_weight=0.0)
+    train_eps = dataset.to_numpy(dataset.generate(jax.random.split(jax.random.PRNGKey(0), 6000), env))
+    test_eps = dataset.to_numpy(dataset.generate(jax.random.split(jax.random.PRNGKey(1), 300), env))
+    rows = jax.tree.map(jnp.asarray, packing.pack(train_eps, env))
+    test_rows = jax.tree.map(jnp.asarray, packing.pack(test_eps, env))
+    state = pretrain.init_state(jax.random.PRNGKey(2), model, hyper)
+    first_loss = pretrain.evaluate(state.params, test_rows, model=model, env=env)["action_nll"]
+    state, _ = pretrain.train_steps(state, rows, jax.random.PRNGKey(3), model=model, env=env,
+                                    hyper=hyper, num_steps=TINY_STEPS)
+    return dict(env=env, model=model, hyper=hyper, rows=rows, test_rows=test_rows,
+                params=state.params, initial_heldout_nll=float(first_loss))
