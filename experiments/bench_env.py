@@ -10,12 +10,12 @@ from __future__ import annotations
 import json
 import os
 import platform
-import time
 
 import jax
 import jax.numpy as jnp
 from absl import app, flags, logging
 
+from experiments.timing import time_call
 from hrl_internal.data import dataset
 from hrl_internal.envs import gridworld
 
@@ -25,18 +25,6 @@ flags.DEFINE_integer("steps", 100, "steps per timed rollout (one lax.scan)")
 flags.DEFINE_integer("dataset_episodes", 10_000, "episodes in the expert-dataset row")
 flags.DEFINE_integer("repeats", 3, "timed runs per row (the best is reported)")
 FLAGS = flags.FLAGS
-
-
-def _time(fn, *args, repeats):
-    start = time.perf_counter()
-    jax.block_until_ready(fn(*args))
-    compile_s = time.perf_counter() - start
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
-        jax.block_until_ready(fn(*args))
-        best = min(best, time.perf_counter() - start)
-    return compile_s, best
 
 
 def bench_steps(params, batch, steps, repeats):
@@ -58,8 +46,8 @@ def bench_steps(params, batch, steps, repeats):
         return jax.vmap(lambda k: gridworld.reset(k, params))(jax.random.split(key, batch))[0]
 
     key = jax.random.PRNGKey(0)
-    compile_roll, roll = _time(rollout, key, repeats=repeats)
-    compile_reset, reset = _time(resets, key, repeats=repeats)
+    compile_roll, roll = time_call(rollout, key, repeats=repeats)
+    compile_reset, reset = time_call(resets, key, repeats=repeats)
     step_s = max(roll - reset, 1e-9)  # the rollout includes one batched reset
     return [
         {"row": "env_step", "batch": batch, "per_s": batch * steps / step_s,
@@ -71,7 +59,7 @@ def bench_steps(params, batch, steps, repeats):
 
 def bench_dataset(params, episodes, repeats):
     keys = jax.random.split(jax.random.PRNGKey(1), episodes)
-    compile_s, best = _time(lambda k: dataset.generate(k, params).actions, keys, repeats=repeats)
+    compile_s, best = time_call(lambda k: dataset.generate(k, params).actions, keys, repeats=repeats)
     return {"row": "expert_dataset", "batch": episodes, "per_s": episodes / best,
             "unit": "episodes/s", "compile_s": compile_s, "seconds": best}
 

@@ -10,13 +10,13 @@ from __future__ import annotations
 import json
 import os
 import platform
-import time
 
 import jax
 import jax.numpy as jnp
 from absl import app, flags, logging
 
 from experiments import configs
+from experiments.timing import time_call
 from hrl_internal.analysis import rollout
 from hrl_internal.data import dataset, packing
 from hrl_internal.training import pretrain
@@ -28,18 +28,6 @@ flags.DEFINE_integer("train_batch", None, "packed rows per training step (defaul
 flags.DEFINE_integer("train_steps", 10, "training steps per timed call")
 flags.DEFINE_integer("repeats", 3, "timed runs per row (the best is reported)")
 FLAGS = flags.FLAGS
-
-
-def _time(fn, repeats):
-    start = time.perf_counter()
-    jax.block_until_ready(fn())
-    compile_s = time.perf_counter() - start
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
-        jax.block_until_ready(fn())
-        best = min(best, time.perf_counter() - start)
-    return compile_s, best
 
 
 def main(argv):
@@ -57,7 +45,7 @@ def main(argv):
     key = jax.random.PRNGKey(2)
     train = lambda: pretrain.train_steps(state, rows, key, model=model, env=env, hyper=hyper,
                                          num_steps=FLAGS.train_steps)[1]
-    compile_s, seconds = _time(train, FLAGS.repeats)
+    compile_s, seconds = time_call(train, repeats=FLAGS.repeats)
     slots = batch * env.max_steps * FLAGS.train_steps
     fill = float(jnp.mean(rows.mask))
     out = [{"row": "pretrain", "batch": batch, "per_s": slots / seconds, "unit": "tokens/s",
@@ -65,7 +53,7 @@ def main(argv):
             "seconds_per_step": seconds / FLAGS.train_steps}]
     for n in map(int, FLAGS.rollout_batches):
         result = lambda: rollout.rollout(key, state.params, model, env, n).length
-        compile_s, seconds = _time(result, FLAGS.repeats)
+        compile_s, seconds = time_call(result, repeats=FLAGS.repeats)
         out.append({"row": "cached_rollout", "batch": n,
                     "per_s": n * env.max_steps / seconds, "unit": "env steps/s",
                     "compile_s": compile_s, "seconds": seconds})
