@@ -214,17 +214,20 @@ def validate(config: Config) -> None:
     """Raises ConfigError naming the first field whose value is not allowed."""
     if config.env not in ENVS:
         raise ConfigError("env", f"unknown env {config.env!r}; allowed: {', '.join(ENVS)}")
-    for name, value in leaf_fields(config).items():
+    values = leaf_fields(config)
+    for name, value in values.items():
         if isinstance(value, bool):
             continue
         if isinstance(value, int):
             low = 0 if name in _NON_NEGATIVE else 1
             if value < low:
                 raise ConfigError(name, f"must be {'>= 0' if low == 0 else 'positive'}, got {value}")
-    for name in ("pretrain_lr", "pretrain_wd", "obs_loss_weight", "grad_clip", "init_scale"):
-        value = leaf_fields(config)[name]
-        if value < 0 or (name in ("pretrain_lr", "init_scale") and value == 0):
-            raise ConfigError(name, f"must be {'positive' if name in ('pretrain_lr', 'init_scale') else '>= 0'}, got {value}")
+    for name in ("pretrain_lr", "init_scale"):
+        if values[name] <= 0:
+            raise ConfigError(name, f"must be positive, got {values[name]}")
+    for name in ("pretrain_wd", "obs_loss_weight", "grad_clip"):
+        if values[name] < 0:
+            raise ConfigError(name, f"must be >= 0, got {values[name]}")
     if config.pretrain.checkpoint_every % config.pretrain.steps_per_call:
         raise ConfigError("checkpoint_every", f"must be a multiple of --steps_per_call="
                           f"{config.pretrain.steps_per_call}, got {config.pretrain.checkpoint_every}")

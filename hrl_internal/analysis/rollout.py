@@ -2,7 +2,7 @@
 
 Each step: observe, run the lower blocks (``transformer.lower``), optionally edit the residual
 stream at ``layer`` (``intervene``), run the upper blocks and sample an action, step the env. A
-batch of episodes is one jitted call: ``vmap`` over episodes of a ``lax.scan`` over time.
+batch of episodes is one jitted call: a ``lax.scan`` over time of batched model and env steps.
 """
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """Phase 1 training (§C.1): next-action (and, with weight λ, next-observation) prediction.
 
-The dataset lives on the device as packed rows of compact episodes; each step samples its batch with a key folded
-from the step number and renders observations inside jit. ``train_steps`` runs many steps as one
+The dataset lives on the device as packed rows of compact episodes; each step samples its batch
+with a key folded from the step number and renders observations inside jit. ``train_steps`` runs many steps as one
 ``lax.scan``, so a run resumed from a checkpoint at any step boundary sees the same batches and
 ends with the same parameters as an uninterrupted one.
 """

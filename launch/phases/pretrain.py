@@ -70,7 +70,8 @@ def run(config: configs.Config, run_dir: RunDir) -> dict[str, Any]:
     p = config.pretrain
     hyper = p.hyper()
     train_rows = jax.tree.map(jnp.asarray, packing.pack(load_split(run_dir, config, "train"), env))
-    eval_rows = packing.pack(load_split(run_dir, config, "eval"), env)
+    eval_episodes = load_split(run_dir, config, "eval")
+    eval_rows = packing.pack(eval_episodes, env)
     probe_rows = jax.tree.map(lambda a: jnp.asarray(a[:EVAL_ROWS]), eval_rows)
     print(f"[pretrain] {train_rows.num_rows} packed rows of {env.max_steps} slots "
           f"({float(jnp.mean(train_rows.mask)):.0%} filled), batch {p.batch_size} rows")
@@ -111,7 +112,7 @@ def run(config: configs.Config, run_dir: RunDir) -> dict[str, Any]:
                            config.pretrain.rollout_episodes)
     greedy = rollout.rollout(jax.random.fold_in(seed_key, ROLLOUT_TAG), state.params, model, env,
                              config.pretrain.rollout_episodes, greedy=True)
-    expert = dataset.summary(load_split(run_dir, config, "eval"))["success_rate"]
+    expert = dataset.summary(eval_episodes)["success_rate"]
     figures = {
         "steps": int(state.step),
         "heldout_action_nll": final["action_nll"],
