@@ -15,7 +15,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from experiments import configs
-from hrl_internal.analysis import plots, rollout
+from hrl_internal.analysis import bayes, plots, rollout
 from hrl_internal.data import dataset, packing
 from hrl_internal.training import pretrain
 from hrl_internal.training.checkpoint import Checkpointer
@@ -113,6 +113,7 @@ def run(config: configs.Config, run_dir: RunDir) -> dict[str, Any]:
     greedy = rollout.rollout(jax.random.fold_in(seed_key, ROLLOUT_TAG), state.params, model, env,
                              config.pretrain.rollout_episodes, greedy=True)
     expert = dataset.summary(eval_episodes)["success_rate"]
+    ceiling = bayes.scores(eval_episodes, env)
     figures = {
         "steps": int(state.step),
         "heldout_action_nll": final["action_nll"],
@@ -120,9 +121,11 @@ def run(config: configs.Config, run_dir: RunDir) -> dict[str, Any]:
         "rollout_success": float(np.mean(roll.success)),
         "rollout_first_subgoal_rate": float(np.mean(roll.progress >= 2)),
         "rollout_success_greedy": float(np.mean(greedy.success)),
-        # A perfect imitator that cannot see the task guesses it: 1 / number of tasks.
-        "rollout_success_if_task_guessed": 1.0 / env.num_tasks,
         "expert_success": expert,
+        # The best any model can do without seeing the task (``analysis.bayes``); a perfect
+        # imitator, sampling, would also succeed as often as the expert.
+        "bayes_optimal_action_nll": ceiling["nll"],
+        "bayes_optimal_action_accuracy": ceiling["accuracy"],
         "rollout_episodes": config.pretrain.rollout_episodes,
     }
     plots.plot_curves(writer.read(), ["loss", "heldout_action_nll"],

@@ -9,7 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from experiments import configs
-from hrl_internal.analysis import plots, probes
+from hrl_internal.analysis import bayes, plots, probes
 from hrl_internal.data import packing
 from launch.phases import pretrain as pretrain_phase
 from launch.rundir import RunDir
@@ -26,8 +26,8 @@ def run(config: configs.Config, run_dir: RunDir) -> dict[str, Any]:
     # A random subset: packing orders rows by episode length, so the first rows are the longest.
     pick = np.random.default_rng(config.seed).permutation(train_rows.num_rows)[:a.probe_rows]
     train_rows = jax.tree.map(lambda x: jnp.asarray(x[pick]), train_rows)
-    test_rows = jax.tree.map(jnp.asarray,
-                             packing.pack(pretrain_phase.load_split(run_dir, config, "eval"), env))
+    eval_episodes = pretrain_phase.load_split(run_dir, config, "eval")
+    test_rows = jax.tree.map(jnp.asarray, packing.pack(eval_episodes, env))
     train_data = probes.collect(params, train_rows, model, env)
     test_data = probes.collect(params, test_rows, model, env)
     print(f"[probe] {train_data.labels.shape[0]} training steps, {test_data.labels.shape[0]} "
@@ -38,10 +38,14 @@ def run(config: configs.Config, run_dir: RunDir) -> dict[str, Any]:
     test_acc = [float(x) for x in probes.accuracy(probe, test_data)]
     train_acc = [float(x) for x in probes.accuracy(probe, train_data)]
     baseline = probes.majority_baseline(train_data.labels, test_data.labels)
+    # How much of the subgoal the history reveals at all: the Bayes posterior's accuracy.
+    ceiling = bayes.scores(eval_episodes, env)
     plots.plot_by_layer({"held-out": test_acc, "train": train_acc},
                         os.path.join(run_dir.plots_dir, "probe_accuracy_by_layer.png"),
                         "subgoal probe accuracy", "linear probes: residual stream -> subgoal",
-                        reference={"majority class": baseline})
+                        reference={"majority class": baseline,
+                                   "Bayes-optimal (history)": ceiling["subgoal_accuracy"]})
     return {"accuracy_by_layer": test_acc, "train_accuracy_by_layer": train_acc,
-            "majority_baseline": baseline, "best_layer": int(max(range(len(test_acc)),
+            "majority_baseline": baseline,
+            "bayes_optimal_subgoal_accuracy": ceiling["subgoal_accuracy"], "best_layer": int(max(range(len(test_acc)),
                                                                  key=test_acc.__getitem__))}
