@@ -10,6 +10,8 @@ from typing import Any
 
 from hrl_internal.envs import gridworld
 from hrl_internal.models import transformer
+from hrl_internal.models import metacontroller
+from hrl_internal.training import metacontroller as meta_training
 from hrl_internal.training import pretrain
 
 ENVS = ("gridworld",)
@@ -134,6 +136,48 @@ class AnalysisConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class MetaConfig:
+    """Phase 2: the metacontroller (§D.2, Table A9)."""
+
+    layer: int = _help("controlled layer l of the base model (the paper: L/2)", default=2)
+    alpha: str = _help("KL weight α; a comma-separated list trains one metacontroller per value "
+                       "(the first is the one phase 3 uses)", default="0.1")
+    metacontroller_variant: str = _help(
+        "comma-separated variants to train: " + ", ".join(meta_training.VARIANTS)
+        + " (the first is the main one)", default="standard")
+    latent_dim: int = _help("code size n_z", default=8)
+    history_dim: int = _help("GRU history size n_h", default=32)
+    embed_dim: int = _help("non-causal sequence embedding size n_s", default=32)
+    encoder_hidden: int = _help("controller encoder MLP width", default=64)
+    decoder_hidden: int = _help("controller decoder (hypernetwork) MLP width", default=32)
+    switch_hidden: int = _help("switching unit MLP width", default=64)
+    controller_rank: int = _help("rank of the decoded controller U", default=16)
+    meta_steps: int = _help("optimiser steps per metacontroller", default=600)
+    meta_batch_size: int = _help("packed rows per step", default=24)
+    meta_lr: float = _help("AdamW learning rate", default=1e-3)
+    meta_wd: float = _help("AdamW weight decay", default=0.03)
+    beta_threshold: float = _help("β at or above this is a switch", default=0.5)
+    switch_tolerance: int = _help("steps a switch may miss a subgoal boundary by", default=2)
+
+    def alphas(self) -> list[float]:
+        return [float(x) for x in self.alpha.split(",")]
+
+    def variants(self) -> list[str]:
+        return [x.strip() for x in self.metacontroller_variant.split(",")]
+
+    def module(self, d_model: int) -> metacontroller.MetacontrollerConfig:
+        return metacontroller.MetacontrollerConfig(
+            d_model=d_model, latent_dim=self.latent_dim, history_dim=self.history_dim,
+            embed_dim=self.embed_dim, encoder_hidden=self.encoder_hidden,
+            decoder_hidden=self.decoder_hidden, rank=self.controller_rank,
+            switch_hidden=self.switch_hidden)
+
+    def hyper(self, alpha: float, variant: str) -> meta_training.MetaHyper:
+        return meta_training.MetaHyper(batch_size=self.meta_batch_size, learning_rate=self.meta_lr,
+                                       weight_decay=self.meta_wd, alpha=alpha, variant=variant)
+
+
+@dataclasses.dataclass(frozen=True)
 class Config:
     """The whole run. ``env`` picks the environment section that applies."""
 
@@ -144,9 +188,10 @@ class Config:
     model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
     pretrain: PretrainConfig = dataclasses.field(default_factory=PretrainConfig)
     analysis: AnalysisConfig = dataclasses.field(default_factory=AnalysisConfig)
+    meta: MetaConfig = dataclasses.field(default_factory=MetaConfig)
 
 
-SECTIONS = ("gridworld", "data", "model", "pretrain", "analysis")
+SECTIONS = ("gridworld", "data", "model", "pretrain", "analysis", "meta")
 
 
 def preset(name: str) -> Config:
@@ -160,14 +205,18 @@ def preset(name: str) -> Config:
             d_model=32, num_layers=2, num_heads=2, head_dim=16, mlp_dim=64,
             pretrain_steps=20, batch_size=16, steps_per_call=10, checkpoint_every=10,
             rollout_episodes=64, probe_rows=32, probe_steps=50, steer_steps=10,
-            steer_batch_size=8, steer_episodes=32, steer_rank=4)
+            steer_batch_size=8, steer_episodes=32, steer_rank=4, layer=1, meta_steps=20,
+            meta_batch_size=8, latent_dim=4, history_dim=8, embed_dim=8, encoder_hidden=16,
+            decoder_hidden=8, switch_hidden=16, controller_rank=4)
     if name == "paper":
         return replace_fields(
             base, train_episodes=1_000_000, eval_episodes=10_000, chunk_episodes=16_384,
             d_model=256, num_layers=6, num_heads=4, head_dim=64, mlp_dim=512, egocentric=False,
             pretrain_steps=256_000, batch_size=340, pretrain_lr=3e-4, obs_loss_weight=0.01,
             steps_per_call=500, checkpoint_every=5_000, probe_rows=4_000, probe_steps=8_000,
-            steer_steps=3_200, steer_batch_size=170, steer_episodes=1_024)
+            steer_steps=3_200, steer_batch_size=170, steer_episodes=1_024, layer=3,
+            alpha="0,0.05,0.1,0.17,0.3,0.5,1", metacontroller_variant="standard,forced_switch,cotrain",
+            meta_steps=64_000, meta_batch_size=170)
     return base
 
 
@@ -207,7 +256,7 @@ def leaf_fields(config: Config) -> dict[str, Any]:
     return values
 
 
-_NON_NEGATIVE = {"seed", "num_walls"}
+_NON_NEGATIVE = {"seed", "num_walls", "layer", "switch_tolerance"}
 
 
 def validate(config: Config) -> None:
@@ -222,10 +271,10 @@ def validate(config: Config) -> None:
             low = 0 if name in _NON_NEGATIVE else 1
             if value < low:
                 raise ConfigError(name, f"must be {'>= 0' if low == 0 else 'positive'}, got {value}")
-    for name in ("pretrain_lr", "init_scale"):
+    for name in ("pretrain_lr", "init_scale", "meta_lr"):
         if values[name] <= 0:
             raise ConfigError(name, f"must be positive, got {values[name]}")
-    for name in ("pretrain_wd", "obs_loss_weight", "grad_clip"):
+    for name in ("pretrain_wd", "obs_loss_weight", "grad_clip", "meta_wd"):
         if values[name] < 0:
             raise ConfigError(name, f"must be >= 0, got {values[name]}")
     if config.pretrain.checkpoint_every % config.pretrain.steps_per_call:
@@ -240,6 +289,7 @@ def validate(config: Config) -> None:
         if not layers or not all(0 <= l <= config.model.num_layers for l in layers):
             raise ConfigError("steer_layers", f"must be 'all' or comma-separated layers in "
                               f"[0, {config.model.num_layers}], got {steer!r}")
+    _validate_meta(config)
     if config.model.max_distance <= config.model.num_buckets // 2:
         raise ConfigError("max_distance", f"must exceed num_buckets/2 = "
                           f"{config.model.num_buckets // 2}, got {config.model.max_distance}")
@@ -251,6 +301,26 @@ def validate(config: Config) -> None:
         except ValueError as e:
             field = str(e).split(" ", 1)[0]
             raise ConfigError(field if field in field_names(config) else "gridworld", str(e)) from e
+
+
+def _validate_meta(config: Config) -> None:
+    m = config.meta
+    if not 0 <= m.layer <= config.model.num_layers:
+        raise ConfigError("layer", f"must be in [0, --num_layers={config.model.num_layers}], "
+                          f"got {m.layer}")
+    try:
+        alphas = m.alphas()
+    except ValueError:
+        alphas = [-1.0]
+    if not alphas or any(a < 0 for a in alphas):
+        raise ConfigError("alpha", f"must be comma-separated numbers >= 0, got {m.alpha!r}")
+    variants = m.variants()
+    unknown = [v for v in variants if v not in meta_training.VARIANTS]
+    if unknown or len(set(variants)) != len(variants):
+        raise ConfigError("metacontroller_variant", f"must be distinct values among "
+                          f"{', '.join(meta_training.VARIANTS)}, got {m.metacontroller_variant!r}")
+    if not 0.0 < m.beta_threshold < 1.0:
+        raise ConfigError("beta_threshold", f"must be in (0, 1), got {m.beta_threshold}")
 
 
 def to_dict(config: Config) -> dict[str, Any]:

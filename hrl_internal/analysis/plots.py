@@ -79,3 +79,52 @@ def plot_by_layer(values: dict[str, list[float]], path: str, ylabel: str, title:
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
+
+
+def plot_switching(beta: np.ndarray, subgoals: np.ndarray, mask: np.ndarray, path: str,
+                   title: str = "", threshold: float = 0.5) -> None:
+    """β_t over time for a few episodes (one panel each), the true subgoal as coloured bands.
+
+    Args: ``beta, subgoals, mask`` each ``[episodes, T]`` (one episode per row, from step 0).
+    """
+    count = beta.shape[0]
+    fig, axes = plt.subplots(count, 1, figsize=(8, 1.5 * count + 0.6), squeeze=False)
+    for i, ax in enumerate(axes[:, 0]):
+        steps = int(np.sum(mask[i]))
+        for t in range(steps):
+            ax.axvspan(t - 0.5, t + 0.5, color=COLOURS[int(subgoals[i, t]) % len(COLOURS)],
+                       alpha=0.25, lw=0)
+        ax.plot(range(steps), beta[i, :steps], "k.-", lw=1)
+        ax.axhline(threshold, ls="--", color="0.5", lw=0.8)
+        ax.set_ylim(-0.05, 1.05)
+        ax.set_xlim(-0.5, max(steps, 1) - 0.5)
+        ax.set_ylabel("β")
+    axes[-1, 0].set_xlabel("step (background: true subgoal)")
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def plot_rate_distortion(points: list[dict], path: str) -> None:
+    """NLL (distortion) against KL (rate), one line per variant over α; points whose switches
+    align with subgoal boundaries (``f1`` ≥ 0.5) are filled."""
+    fig, ax = plt.subplots(figsize=(5.5, 4))
+    for i, variant in enumerate(sorted({p["variant"] for p in points})):
+        mine = sorted((p for p in points if p["variant"] == variant), key=lambda p: p["kl"])
+        colour = COLOURS[i % len(COLOURS)]
+        ax.plot([p["kl"] for p in mine], [p["nll"] for p in mine], "-", color=colour,
+                label=variant)
+        for p in mine:
+            aligned = p["switch_f1"] >= 0.5
+            ax.plot(p["kl"], p["nll"], "o", color=colour, mfc=colour if aligned else "white")
+            ax.annotate(f"α={p['alpha']:g}", (p["kl"], p["nll"]), fontsize=7,
+                        xytext=(3, 3), textcoords="offset points")
+    ax.set_xlabel("rate: KL per step (nats)")
+    ax.set_ylabel("distortion: action NLL per step")
+    ax.set_title("rate-distortion over α (filled: switch F1 ≥ 0.5)", fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)

@@ -25,7 +25,11 @@ def launch(*args, cwd=ROOT):
     (["--epsilon=1.5"], "--epsilon", "[0, 1]"),
     (["--num_objects=4"], "--num_objects", ">= 8"),
     (["--grid_size=3"], "--num_objects", "fit in"),
-    (["--phases=data,dance"], "--phases", "allowed: data, pretrain, probe, steer"),
+    (["--phases=data,dance"], "--phases", "allowed: data, pretrain, probe, steer, metacontroller"),
+    (["--layer=3"], "--layer", "[0, --num_layers=2]"),
+    (["--alpha=0.1,-1"], "--alpha", ">= 0"),
+    (["--alpha=big"], "--alpha", "numbers"),
+    (["--metacontroller_variant=standard,magic"], "--metacontroller_variant", "cotrain"),
     (["--steer_layers=1,9"], "--steer_layers", "[0, 2]"),
     (["--checkpoint_every=15"], "--checkpoint_every", "multiple of --steps_per_call=10"),
     (["--grid_size=seven"], "--grid_size", "int"),
@@ -51,7 +55,7 @@ def test_all_phases_run_record_skip_and_resume(tmp_path):
     assert first.returncode == 0, first.stderr
     for key in ("data.expert_success_rate", "pretrain.heldout_action_accuracy",
                 "pretrain.rollout_success", "probe.accuracy_by_layer",
-                "steer.posttrain_success_by_layer"):
+                "steer.posttrain_success_by_layer", "metacontroller.switch_f1"):
         assert key in first.stdout, key
     results = json.load(open(os.path.join(workdir, "results.json")))
     assert results["data"]["train_episodes"] == 64
@@ -60,17 +64,22 @@ def test_all_phases_run_record_skip_and_resume(tmp_path):
     assert len(results["probe"]["accuracy_by_layer"]) == 3  # smoke: 2 layers + embedding
     assert len(results["steer"]["posttrain_success_by_layer"]) == 3
     assert 0.0 <= results["pretrain"]["rollout_success"] <= 1.0
+    meta = results["metacontroller"]
+    assert 0.0 <= meta["switch_f1"] <= 1.0 and meta["true_switches_per_episode"] > 0
+    assert np.isfinite(meta["nll"]) and meta["kl"] >= 0.0
     config = json.load(open(os.path.join(workdir, "config.json")))
     assert config["data"]["train_episodes"] == 64 and config["seed"] == 0
     run = json.load(open(os.path.join(workdir, "run.json")))
     assert run["preset"] == "smoke" and run["jax_version"]
     for name in ("data/train.npz", "data/eval.npz", "data/done.json", "pretrain/metrics.jsonl",
                  "plots/data_episodes.png", "plots/pretrain_curves.png",
-                 "plots/probe_accuracy_by_layer.png", "plots/steer_success_by_layer.png"):
+                 "plots/probe_accuracy_by_layer.png", "plots/steer_success_by_layer.png",
+                 "plots/beta_standard_a0.1.png", "plots/rate_distortion.png",
+                 "metacontroller/standard_a0.1/metrics.jsonl"):
         assert os.path.getsize(os.path.join(workdir, name)) > 0, name
 
     again = launch(*TINY, f"--workdir={workdir}")
-    assert again.returncode == 0 and again.stdout.count("finished earlier; skipping") == 4
+    assert again.returncode == 0 and again.stdout.count("finished earlier; skipping") == 5
 
     # Lose the last checkpoint and the completion marker, as a crash after step 10 would.
     ckpt_dir = os.path.join(workdir, "pretrain", "checkpoints")

@@ -1,0 +1,162 @@
+"""Phase 2 training (§D.2, Eq. 9): the metacontroller on a frozen base model.
+
+Per packed row: the base model's lower blocks give the residual stream ``e_{t,l}``; the
+metacontroller emits codes z_t (switching gate β_t), the decoder turns each into U_t, the edited
+stream ``e + U e`` runs through the upper blocks, and the loss is the action NLL plus α times the
+per-step KL of the encoder's posterior to N(0, I) (λ = 0). Variants share this code path:
+``standard``, ``forced_switch`` (β ≡ 1) and ``cotrain`` (base and metacontroller trained jointly,
+the base from scratch).
+"""
+from __future__ import annotations
+
+import dataclasses
+import functools
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from hrl_internal.data import packing
+from hrl_internal.envs.gridworld import EnvParams
+from hrl_internal.models import metacontroller, transformer
+from hrl_internal.models.metacontroller import MetacontrollerConfig
+from hrl_internal.models.transformer import TransformerConfig
+from hrl_internal.training.pretrain import masked_mean, sample_batch
+
+VARIANTS = ("standard", "forced_switch", "cotrain")
+
+
+@dataclasses.dataclass(frozen=True)
+class MetaHyper:
+    batch_size: int = 24
+    learning_rate: float = 1e-3
+    weight_decay: float = 0.03
+    alpha: float = 0.1  # KL weight α
+    grad_clip: float = 1.0
+    variant: str = "standard"
+
+
+class MetaState(NamedTuple):
+    """``params = {"meta": ...}``, plus ``"base"`` when the base model trains too (cotrain)."""
+
+    params: Any
+    opt_state: Any
+    step: jax.Array  # [] int32
+
+
+class Forward(NamedTuple):
+    action_logits: jax.Array  # [B, T, A]
+    codes: metacontroller.MetacontrollerOutputs  # each [B, T, ...]
+
+
+def optimizer(hyper: MetaHyper) -> optax.GradientTransformation:
+    adamw = optax.adamw(hyper.learning_rate, weight_decay=hyper.weight_decay)
+    if hyper.grad_clip > 0:
+        return optax.chain(optax.clip_by_global_norm(hyper.grad_clip), adamw)
+    return adamw
+
+
+def module_config(meta: MetacontrollerConfig, hyper: MetaHyper) -> MetacontrollerConfig:
+    """The model-level variant: co-training changes what trains, not the metacontroller."""
+    variant = "forced_switch" if hyper.variant == "forced_switch" else "standard"
+    return dataclasses.replace(meta, variant=variant)
+
+
+def init_state(key: jax.Array, meta: MetacontrollerConfig, model: TransformerConfig,
+               hyper: MetaHyper) -> MetaState:
+    meta_key, base_key = jax.random.split(key)
+    params = {"meta": metacontroller.init(meta_key, module_config(meta, hyper))}
+    if hyper.variant == "cotrain":
+        params["base"] = transformer.init(base_key, model)
+    return MetaState(params, optimizer(hyper).init(params), jnp.zeros((), jnp.int32))
+
+
+def forward(meta_params: Any, base: Any, obs: jax.Array, segments: jax.Array, key: jax.Array,
+            *, model: TransformerConfig, meta: MetacontrollerConfig, layer: int,
+            deterministic: bool = False) -> Forward:
+    """The base model steered by the metacontroller at ``layer``.
+
+    Args:
+      obs: [B, T, obs_size]; segments: [B, T] int episode ids of packed rows.
+    Returns:
+      action logits ``[B, T, A]`` and the codes (z, β, μ, log σ², KL), each ``[B, T, ...]``.
+    """
+    run = jax.vmap(transformer.run_blocks, in_axes=(None, 0, None, None, None, 0))
+    e_l, _ = run(base, transformer.embed(base, obs, model), 0, layer, model, segments)
+    resets = metacontroller.resets_from_segments(segments)
+    keys = jax.random.split(key, obs.shape[0])
+    codes = jax.vmap(functools.partial(metacontroller.unroll, config=meta,
+                                       deterministic=deterministic),
+                     in_axes=(None, 0, 0, 0))(meta_params, e_l, resets, keys)
+    edited = jax.vmap(lambda c, e: metacontroller.controller(meta_params, c, meta)(e))(codes, e_l)
+    e_top, _ = run(base, edited, layer, model.num_layers, model, segments)
+    return Forward(transformer.heads(base, e_top)["action_logits"], codes)
+
+
+def metrics_of(out: Forward, rows: packing.PackedRows, alpha: float) -> dict[str, jax.Array]:
+    """Eq. 9 with λ = 0 as means over real steps (``loss`` = NLL + α KL), and diagnostics."""
+    actions = rows.actions.astype(jnp.int32)
+    logp = jax.nn.log_softmax(out.action_logits)
+    nll = -jnp.take_along_axis(logp, actions[..., None], -1)[..., 0]
+    correct = jnp.argmax(out.action_logits, -1) == actions
+    mask = rows.mask.astype(jnp.float32)
+    nll, kl = masked_mean(nll, mask), masked_mean(out.codes.kl, mask)
+    return {"loss": nll + alpha * kl, "action_nll": nll, "kl": kl,
+            "action_accuracy": masked_mean(correct, mask),
+            "beta_mean": masked_mean(out.codes.beta, mask)}
+
+
+def loss_fn(params: Any, base: Any, rows: packing.PackedRows, key: jax.Array, *,
+            model: TransformerConfig, meta: MetacontrollerConfig, env: EnvParams, layer: int,
+            alpha: float, deterministic: bool = False) -> tuple[jax.Array, dict[str, jax.Array]]:
+    """``(NLL + α KL, metrics)``; ``params["base"]`` (cotrain) replaces the frozen ``base``."""
+    base = params.get("base", base)
+    obs, _ = packing.observations(rows, env)
+    out = forward(params["meta"], base, obs, rows.segments, key, model=model, meta=meta,
+                  layer=layer, deterministic=deterministic)
+    metrics = metrics_of(out, rows, alpha)
+    return metrics["loss"], metrics
+
+
+@functools.partial(jax.jit, static_argnames=("model", "meta", "env", "layer", "hyper",
+                                              "num_steps"))
+def train_steps(state: MetaState, base: Any, data: packing.PackedRows, key: jax.Array, *,
+                model: TransformerConfig, meta: MetacontrollerConfig, env: EnvParams,
+                layer: int, hyper: MetaHyper, num_steps: int
+                ) -> tuple[MetaState, dict[str, jax.Array]]:
+    """``num_steps`` updates as one ``lax.scan``; step ``s`` uses ``fold_in(key, s)`` (resumable).
+
+    ``base`` is a constant here: no gradient reaches it (it is not even differentiated).
+    """
+    opt = optimizer(hyper)
+    meta = module_config(meta, hyper)
+    grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
+
+    def update(state, _):
+        batch_key, noise_key = jax.random.split(jax.random.fold_in(key, state.step))
+        batch = sample_batch(data, batch_key, hyper.batch_size)
+        (_, metrics), grads = grad_fn(state.params, base, batch, noise_key, model=model,
+                                      meta=meta, env=env, layer=layer, alpha=hyper.alpha)
+        updates, opt_state = opt.update(grads, state.opt_state, state.params)
+        metrics["grad_norm"] = optax.tree.norm(grads)
+        return MetaState(optax.apply_updates(state.params, updates), opt_state,
+                         state.step + 1), metrics
+
+    state, metrics = jax.lax.scan(update, state, None, length=num_steps)
+    return state, jax.tree.map(jnp.mean, metrics)
+
+
+@functools.partial(jax.jit, static_argnames=("model", "meta", "env", "layer", "hyper"))
+def evaluate(params: Any, base: Any, rows: packing.PackedRows, *, model: TransformerConfig,
+             meta: MetacontrollerConfig, env: EnvParams, layer: int, hyper: MetaHyper
+             ) -> tuple[dict[str, jax.Array], Forward]:
+    """Held-out metrics with z̃ = μ (no sampling), and the codes for switching analysis."""
+    meta = module_config(meta, hyper)
+    base = params.get("base", base)
+    obs, _ = packing.observations(rows, env)
+    out = forward(params["meta"], base, obs, rows.segments, jax.random.PRNGKey(0), model=model,
+                  meta=meta, layer=layer, deterministic=True)
+    metrics = metrics_of(out, rows, hyper.alpha)
+    metrics["num_steps"] = jnp.sum(rows.mask)
+    return metrics, out

@@ -1,0 +1,234 @@
+import dataclasses
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from hrl_internal.models import metacontroller as mc
+
+C = mc.MetacontrollerConfig(d_model=12, latent_dim=3, history_dim=5, embed_dim=4,
+                            encoder_hidden=8, decoder_hidden=6, rank=2, switch_hidden=7)
+PARAMS = jax.jit(mc.init, static_argnums=1)(jax.random.PRNGKey(0), C)
+T, SPLIT = 11, 5  # a packed row: episode A = steps 0..4, episode B = steps 5..10
+RNG = np.random.default_rng(0)  # test data from numpy: no PRNG kernels to compile
+E = jnp.asarray(RNG.normal(size=(T, C.d_model)), jnp.float32)
+RESETS = jnp.zeros(T, bool).at[SPLIT].set(True)
+KEY = jax.random.PRNGKey(2)
+# The same two episodes in the other order: each then also runs alone from the row's start.
+SWAPPED = jnp.concatenate([E[SPLIT:], E[:SPLIT]])
+SWAPPED_RESETS = jnp.zeros(T, bool).at[T - SPLIT].set(True)
+unroll = jax.jit(mc.unroll, static_argnames=("config", "deterministic"))
+embed = jax.jit(mc.sequence_embedder)
+edit = jax.jit(lambda params, outputs, e: mc.controller(params, outputs, C)(e))
+close = dict(rtol=1e-5, atol=1e-6)
+
+
+def _with(params, path, fn):
+    """A copy of ``params`` with the leaf at ``path`` (a tuple of keys) replaced by ``fn(leaf)``."""
+    params = jax.tree.map(lambda x: x, params)
+    node = params
+    for k in path[:-1]:
+        node = node[k]
+    node[path[-1]] = fn(node[path[-1]])
+    return params
+
+
+def _causal_encoder(params):
+    """Zeroes the encoder's weights on s, the only non-causal input of the model."""
+    return _with(params, ("encoder", "hidden", "w"), lambda w: w.at[-C.embed_dim:].set(0.0))
+
+
+@pytest.mark.parametrize("field", ["d_model", "latent_dim", "rank", "switch_hidden"])
+def test_config_rejects_non_positive_sizes_naming_the_field(field):
+    with pytest.raises(ValueError, match=field):
+        dataclasses.replace(C, **{field: 0})
+
+
+def test_config_rejects_unknown_variant():
+    with pytest.raises(ValueError, match="variant"):
+        dataclasses.replace(C, variant="gumbel")
+
+
+def test_resets_from_segments():
+    segments = jnp.asarray([[0, 0, 1, 1, 1, -1], [0, 0, 0, 0, 0, 0]])
+    np.testing.assert_array_equal(mc.resets_from_segments(segments),
+                                  [[1, 0, 1, 0, 0, 1], [1, 0, 0, 0, 0, 0]])
+
+
+def test_embedder_packed_row_equals_separate_episodes():
+    s = embed(PARAMS, E, RESETS)
+    assert s.shape == (T, C.embed_dim)
+    swapped = embed(PARAMS, SWAPPED, SWAPPED_RESETS)
+    np.testing.assert_allclose(s[:SPLIT], swapped[T - SPLIT:], **close)
+    np.testing.assert_allclose(s[SPLIT:], swapped[:T - SPLIT], **close)
+
+
+def test_embedder_sees_its_whole_episode_and_nothing_else():
+    s = embed(PARAMS, E, RESETS)
+    later_in_a = embed(PARAMS, E.at[SPLIT - 1].add(1.0), RESETS)
+    assert not np.allclose(s[:SPLIT - 1], later_in_a[:SPLIT - 1], atol=1e-5)  # non-causal
+    np.testing.assert_array_equal(s[SPLIT:], later_in_a[SPLIT:])
+    earlier_in_b = embed(PARAMS, E.at[SPLIT].add(1.0), RESETS)
+    assert not np.allclose(s[SPLIT + 1:], earlier_in_b[SPLIT + 1:], atol=1e-5)  # causal half
+    np.testing.assert_array_equal(s[:SPLIT], earlier_in_b[:SPLIT])
+
+
+def test_unroll_packed_row_equals_separate_episodes():
+    out = unroll(PARAMS, E, RESETS, KEY, C, deterministic=True)
+    swapped = unroll(PARAMS, SWAPPED, SWAPPED_RESETS, KEY, C, deterministic=True)
+    for got, want in zip(out, swapped):
+        np.testing.assert_allclose(got[:SPLIT], want[T - SPLIT:], **close)
+        np.testing.assert_allclose(got[SPLIT:], want[:T - SPLIT], **close)
+    run_on = unroll(PARAMS, E, jnp.zeros(T, bool), KEY, C, deterministic=True)
+    assert not np.allclose(run_on.z[SPLIT:], out.z[SPLIT:], atol=1e-5)  # the reset mattered
+
+
+@jax.jit
+def _reference(params, e):
+    """The §D.2 equations step by step from the public components (deterministic z̃ = μ), for
+    the episodes starting at 0 and SPLIT."""
+    s = mc.sequence_embedder(params, e, RESETS)
+    h, z = jnp.zeros(C.history_dim), jnp.zeros(C.latent_dim)
+    zs, betas = [], []
+    for t in range(T):
+        if t in (0, SPLIT):
+            h, z = jnp.zeros_like(h), jnp.zeros_like(z)
+        mu, _ = mc.encoder(params, e[t], h, s[t])
+        beta = 1.0 if t in (0, SPLIT) else mc.switching_gate(params, e[t], h, z)
+        z = beta * mu + (1 - beta) * z
+        h = mc.gru_step(params, h, e[t])
+        zs.append(z)
+        betas.append(beta)
+    return jnp.stack(zs), jnp.stack(betas)
+
+
+def test_unroll_wires_the_components_as_in_the_paper():
+    out = unroll(PARAMS, E, RESETS, KEY, C, deterministic=True)
+    z, beta = _reference(PARAMS, E)
+    np.testing.assert_allclose(out.beta, beta, **close)
+    np.testing.assert_allclose(out.z, z, **close)
+
+
+def test_switching_gate_is_causal_and_does_not_read_s():
+    out = unroll(PARAMS, E, RESETS, KEY, C)
+    changed = unroll(PARAMS, E.at[8].add(1.0), RESETS, KEY, C)
+    assert not np.allclose(out.mu[6:8], changed.mu[6:8], atol=1e-5)  # the encoder reads s
+    # With the encoder's only path to s cut, nothing before step 8 may move.
+    causal = _causal_encoder(PARAMS)
+    out = unroll(causal, E, RESETS, KEY, C)
+    changed = unroll(causal, E.at[8].add(1.0), RESETS, KEY, C)
+    np.testing.assert_array_equal(out.beta[:8], changed.beta[:8])
+    np.testing.assert_array_equal(out.z[:8], changed.z[:8])
+    assert not np.allclose(out.beta[8], changed.beta[8], atol=1e-6)  # β_t reads e_t
+    # Changing s (through the embedder's weights) leaves β untouched.
+    other_s = _with(causal, ("embedder", "proj", "b"), lambda b: b + 3.0)
+    np.testing.assert_array_equal(unroll(other_s, E, RESETS, KEY, C).beta, out.beta)
+
+
+def test_beta_is_one_at_episode_starts_and_unsaturated_elsewhere_at_init():
+    beta = unroll(PARAMS, E, RESETS, KEY, C).beta
+    assert beta.shape == (T,)
+    assert beta[0] == 1.0 and beta[SPLIT] == 1.0
+    rest = np.delete(np.asarray(beta), [0, SPLIT])
+    assert np.all((rest > 0.2) & (rest < 0.8)), rest
+
+
+def test_forced_switch_variant_has_beta_one_and_z_equal_z_tilde():
+    forced = dataclasses.replace(C, variant="forced_switch")
+    out = unroll(PARAMS, E, RESETS, KEY, forced, deterministic=True)
+    np.testing.assert_array_equal(out.beta, jnp.ones(T))
+    np.testing.assert_allclose(out.z, out.mu, **close)
+
+
+def test_temporal_integration():
+    out = unroll(PARAMS, E, RESETS, KEY, C, deterministic=True)
+    for t in range(1, T):
+        if t != SPLIT:
+            want = out.beta[t] * out.mu[t] + (1 - out.beta[t]) * out.z[t - 1]
+            np.testing.assert_allclose(out.z[t], want, **close)
+    starts = jnp.asarray([0, SPLIT])
+    np.testing.assert_allclose(out.z[starts], out.mu[starts], **close)
+    # β = 0: each episode keeps its first code.
+    never = _with(PARAMS, ("switch", "out", "b"), lambda b: b - 1e4)
+    out = unroll(never, E, RESETS, KEY, C)
+    np.testing.assert_array_equal(out.beta, jnp.zeros(T).at[0].set(1.0).at[SPLIT].set(1.0))
+    np.testing.assert_array_equal(out.z[:SPLIT], jnp.broadcast_to(out.z[0], (SPLIT, C.latent_dim)))
+    np.testing.assert_array_equal(out.z[SPLIT:],
+                                  jnp.broadcast_to(out.z[SPLIT], (T - SPLIT, C.latent_dim)))
+    assert not np.allclose(out.z[0], out.z[SPLIT])
+    # β = 1: z = z̃ = μ + σ ε (reparameterised), and = μ when deterministic.
+    always = _with(PARAMS, ("switch", "out", "b"), lambda b: b + 1e4)
+    np.testing.assert_array_equal(unroll(always, E, RESETS, KEY, C).beta, jnp.ones(T))
+    det = unroll(always, E, RESETS, KEY, C, deterministic=True)
+    np.testing.assert_allclose(det.z, det.mu, **close)
+    # Reparameterised: ε = (z - μ) / σ is the same noise whatever μ and σ are, and new per key.
+    noise = lambda params, key: (lambda o: (o.z - o.mu) * jnp.exp(-0.5 * o.log_var))(
+        unroll(params, E, RESETS, key, C))
+    eps = noise(always, KEY)
+    shifted = _with(always, ("encoder", "out", "b"), lambda b: b + 0.5)
+    np.testing.assert_allclose(noise(shifted, KEY), eps, rtol=1e-4, atol=1e-5)
+    assert 0.5 < np.std(eps) < 2.0
+    assert not np.allclose(noise(always, jax.random.PRNGKey(7)), eps, atol=0.1)
+
+
+def test_apply_controller_is_the_full_map_not_transposed_or_diagonal():
+    a, b, e = (jnp.asarray(RNG.normal(size=shape), jnp.float32)
+               for shape in [(C.rank, C.d_model), (C.d_model, C.rank), (C.d_model,)])
+    u = b @ a
+    assert not np.allclose(u, u.T, atol=1e-3)
+    got = mc.apply_controller(e, a, b)
+    np.testing.assert_allclose(got, e + u @ e, rtol=1e-5, atol=1e-5)
+    assert not np.allclose(got, e + u.T @ e, atol=1e-3)
+    assert not np.allclose(got, e + jnp.diag(u) * e, atol=1e-3)
+
+
+def test_controller_applies_each_steps_decoded_map_and_starts_small():
+    out = unroll(PARAMS, E, RESETS, KEY, C)
+    edited = edit(PARAMS, out, E)
+    assert edited.shape == (T, C.d_model)
+    for t in (0, 7):
+        a, b = mc.controller_decoder(PARAMS, out.z[t])
+        assert a.shape == (C.rank, C.d_model) and b.shape == (C.d_model, C.rank)
+        np.testing.assert_allclose(edited[t], E[t] + b @ a @ E[t], rtol=1e-5, atol=1e-6)
+    ratio = jnp.linalg.norm(edited - E, axis=-1) / jnp.linalg.norm(E, axis=-1)
+    assert np.all((ratio > 1e-4) & (ratio < 0.2)), ratio
+    deterministic = unroll(PARAMS, E, RESETS, KEY, C, deterministic=True)  # z ≈ 0 at init
+    assert np.all(edit(PARAMS, deterministic, E) != E)
+
+
+def test_kl_to_standard_normal():
+    assert mc.kl_to_standard_normal(jnp.zeros(3), jnp.zeros(3)) == 0.0
+    mu, log_var = jnp.asarray([0.5, -1.0, 2.0]), jnp.asarray([0.3, -0.7, 1.1])
+    sigma = np.exp(0.5 * np.asarray(log_var))
+    want = np.sum(-np.log(sigma) + (sigma**2 + np.asarray(mu) ** 2) / 2 - 0.5)
+    np.testing.assert_allclose(mc.kl_to_standard_normal(mu, log_var), want, rtol=1e-5)
+    out = unroll(PARAMS, E, RESETS, KEY, C)
+    np.testing.assert_allclose(out.kl, jax.vmap(mc.kl_to_standard_normal)(out.mu, out.log_var))
+
+
+def test_batched_loss_jits_vmaps_and_reaches_every_parameter():
+    es = jnp.stack([E, SWAPPED, -E])
+    resets = jnp.stack([RESETS, SWAPPED_RESETS, jnp.zeros(T, bool)])
+    keys = jax.random.split(KEY, 3)
+    target = jnp.asarray(RNG.normal(size=es.shape), jnp.float32)
+
+    @jax.jit
+    @functools.partial(jax.value_and_grad, has_aux=True)
+    def loss(params):
+        outs = jax.vmap(lambda e, r, k: mc.unroll(params, e, r, k, C))(es, resets, keys)
+        # The hook transformer.apply expects: (e [B, T, d], t [T]) -> [B, T, d].
+        hook = lambda e, t: jax.vmap(lambda o, x: mc.controller(params, o, C)(x))(outs, e)
+        edited = hook(es, jnp.arange(T))
+        return jnp.sum((edited - target) ** 2) + 0.1 * jnp.sum(outs.kl), (outs, edited)
+
+    (_, (outs, edited)), grads = loss(PARAMS)
+    assert edited.shape == es.shape and outs.z.shape == (3, T, C.latent_dim)
+    for i in range(3):
+        one = unroll(PARAMS, es[i], resets[i], keys[i], C)
+        for got, want in zip(outs, one):
+            np.testing.assert_allclose(got[i], want, **close)
+        np.testing.assert_allclose(edited[i], edit(PARAMS, one, es[i]), **close)
+    for path, g in jax.tree_util.tree_leaves_with_path(grads):
+        assert np.all(np.isfinite(g)) and np.any(g != 0), jax.tree_util.keystr(path)
