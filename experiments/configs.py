@@ -141,7 +141,7 @@ class MetaConfig:
 
     layer: int = _help("controlled layer l of the base model (the paper: L/2)", default=2)
     alpha: str = _help("KL weight α; a comma-separated list trains one metacontroller per value "
-                       "(the first is the one phase 3 uses)", default="0.1")
+                       "(the first is the one phase 3 uses)", default="0.3")
     metacontroller_variant: str = _help(
         "comma-separated variants to train: " + ", ".join(meta_training.VARIANTS)
         + " (the first is the main one)", default="standard")
@@ -152,7 +152,9 @@ class MetaConfig:
     decoder_hidden: int = _help("controller decoder (hypernetwork) MLP width", default=32)
     switch_hidden: int = _help("switching unit MLP width", default=64)
     controller_rank: int = _help("rank of the decoded controller U", default=16)
-    meta_steps: int = _help("optimiser steps per metacontroller", default=600)
+    meta_steps: int = _help("optimiser steps per metacontroller", default=700)
+    alpha_warmup: int = _help("steps over which α ramps up from 0 (0: full α from the start)",
+                              default=500)
     meta_batch_size: int = _help("packed rows per step", default=24)
     meta_lr: float = _help("AdamW learning rate", default=1e-3)
     meta_wd: float = _help("AdamW weight decay", default=0.03)
@@ -174,7 +176,8 @@ class MetaConfig:
 
     def hyper(self, alpha: float, variant: str) -> meta_training.MetaHyper:
         return meta_training.MetaHyper(batch_size=self.meta_batch_size, learning_rate=self.meta_lr,
-                                       weight_decay=self.meta_wd, alpha=alpha, variant=variant)
+                                       weight_decay=self.meta_wd, alpha=alpha, variant=variant,
+                                       alpha_warmup=self.alpha_warmup)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -207,7 +210,7 @@ def preset(name: str) -> Config:
             rollout_episodes=64, probe_rows=32, probe_steps=50, steer_steps=10,
             steer_batch_size=8, steer_episodes=32, steer_rank=4, layer=1, meta_steps=20,
             meta_batch_size=8, latent_dim=4, history_dim=8, embed_dim=8, encoder_hidden=16,
-            decoder_hidden=8, switch_hidden=16, controller_rank=4)
+            decoder_hidden=8, switch_hidden=16, controller_rank=4, alpha_warmup=10)
     if name == "paper":
         return replace_fields(
             base, train_episodes=1_000_000, eval_episodes=10_000, chunk_episodes=16_384,
@@ -216,7 +219,7 @@ def preset(name: str) -> Config:
             steps_per_call=500, checkpoint_every=5_000, probe_rows=4_000, probe_steps=8_000,
             steer_steps=3_200, steer_batch_size=170, steer_episodes=1_024, layer=3,
             alpha="0,0.05,0.1,0.17,0.3,0.5,1", metacontroller_variant="standard,forced_switch,cotrain",
-            meta_steps=64_000, meta_batch_size=170)
+            meta_steps=64_000, meta_batch_size=170, alpha_warmup=6_400)
     return base
 
 
@@ -256,7 +259,7 @@ def leaf_fields(config: Config) -> dict[str, Any]:
     return values
 
 
-_NON_NEGATIVE = {"seed", "num_walls", "layer", "switch_tolerance"}
+_NON_NEGATIVE = {"seed", "num_walls", "layer", "switch_tolerance", "alpha_warmup"}
 
 
 def validate(config: Config) -> None:

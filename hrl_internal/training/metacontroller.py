@@ -33,6 +33,9 @@ class MetaHyper:
     learning_rate: float = 1e-3
     weight_decay: float = 0.03
     alpha: float = 0.1  # KL weight α
+    # α ramps linearly from 0 over this many steps: with the full α from the start the codes
+    # collapse to the prior before they carry any information (KL -> 0, β -> 0).
+    alpha_warmup: int = 0
     grad_clip: float = 1.0
     variant: str = "standard"
 
@@ -119,6 +122,13 @@ def loss_fn(params: Any, base: Any, rows: packing.PackedRows, key: jax.Array, *,
     return metrics["loss"], metrics
 
 
+def alpha_at(step: jax.Array, hyper: MetaHyper) -> jax.Array:
+    """The KL weight at ``step``: linear warm-up from 0 to ``hyper.alpha``."""
+    if hyper.alpha_warmup <= 0:
+        return jnp.asarray(hyper.alpha, jnp.float32)
+    return hyper.alpha * jnp.minimum(1.0, (step + 1) / hyper.alpha_warmup)
+
+
 @functools.partial(jax.jit, static_argnames=("model", "meta", "env", "layer", "hyper",
                                               "num_steps"))
 def train_steps(state: MetaState, base: Any, data: packing.PackedRows, key: jax.Array, *,
@@ -137,7 +147,8 @@ def train_steps(state: MetaState, base: Any, data: packing.PackedRows, key: jax.
         batch_key, noise_key = jax.random.split(jax.random.fold_in(key, state.step))
         batch = sample_batch(data, batch_key, hyper.batch_size)
         (_, metrics), grads = grad_fn(state.params, base, batch, noise_key, model=model,
-                                      meta=meta, env=env, layer=layer, alpha=hyper.alpha)
+                                      meta=meta, env=env, layer=layer,
+                                      alpha=alpha_at(state.step, hyper))
         updates, opt_state = opt.update(grads, state.opt_state, state.params)
         metrics["grad_norm"] = optax.tree.norm(grads)
         return MetaState(optax.apply_updates(state.params, updates), opt_state,

@@ -74,8 +74,8 @@ def test_all_phases_run_record_skip_and_resume(tmp_path):
     for name in ("data/train.npz", "data/eval.npz", "data/done.json", "pretrain/metrics.jsonl",
                  "plots/data_episodes.png", "plots/pretrain_curves.png",
                  "plots/probe_accuracy_by_layer.png", "plots/steer_success_by_layer.png",
-                 "plots/beta_standard_a0.1.png", "plots/rate_distortion.png",
-                 "metacontroller/standard_a0.1/metrics.jsonl"):
+                 "plots/beta_standard_a0.3.png", "plots/rate_distortion.png",
+                 "metacontroller/standard_a0.3/metrics.jsonl"):
         assert os.path.getsize(os.path.join(workdir, name)) > 0, name
 
     again = launch(*TINY, f"--workdir={workdir}")
