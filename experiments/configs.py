@@ -218,7 +218,8 @@ def preset(name: str) -> Config:
             pretrain_steps=256_000, batch_size=340, pretrain_lr=3e-4, obs_loss_weight=0.01,
             steps_per_call=500, checkpoint_every=5_000, probe_rows=4_000, probe_steps=8_000,
             steer_steps=3_200, steer_batch_size=170, steer_episodes=1_024, layer=3,
-            alpha="0,0.05,0.1,0.17,0.3,0.5,1", metacontroller_variant="standard,forced_switch,cotrain",
+            alpha="0,0.05,0.1,0.17,0.3,0.5,1",
+            metacontroller_variant="standard,forced_switch,cotrain",
             meta_steps=64_000, meta_batch_size=170, alpha_warmup=6_400)
     return base
 

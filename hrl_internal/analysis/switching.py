@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from hrl_internal.models.metacontroller import resets_from_segments
+
 
 def _episode_starts(segments: np.ndarray) -> np.ndarray:
-    starts = np.ones_like(segments, bool)
-    starts[:, 1:] = segments[:, 1:] != segments[:, :-1]
-    return starts
+    return np.asarray(resets_from_segments(np.asarray(segments)))
 
 
 def switch_events(beta: np.ndarray, segments: np.ndarray, mask: np.ndarray,

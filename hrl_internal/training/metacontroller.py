@@ -22,7 +22,7 @@ from hrl_internal.envs.gridworld import EnvParams
 from hrl_internal.models import metacontroller, transformer
 from hrl_internal.models.metacontroller import MetacontrollerConfig
 from hrl_internal.models.transformer import TransformerConfig
-from hrl_internal.training.pretrain import masked_mean, sample_batch
+from hrl_internal.training.pretrain import action_losses, masked_mean, sample_batch
 
 VARIANTS = ("standard", "forced_switch", "cotrain")
 
@@ -99,10 +99,7 @@ def forward(meta_params: Any, base: Any, obs: jax.Array, segments: jax.Array, ke
 
 def metrics_of(out: Forward, rows: packing.PackedRows, alpha: float) -> dict[str, jax.Array]:
     """Eq. 9 with λ = 0 as means over real steps (``loss`` = NLL + α KL), and diagnostics."""
-    actions = rows.actions.astype(jnp.int32)
-    logp = jax.nn.log_softmax(out.action_logits)
-    nll = -jnp.take_along_axis(logp, actions[..., None], -1)[..., 0]
-    correct = jnp.argmax(out.action_logits, -1) == actions
+    nll, correct = action_losses(out.action_logits, rows.actions)
     mask = rows.mask.astype(jnp.float32)
     nll, kl = masked_mean(nll, mask), masked_mean(out.codes.kl, mask)
     return {"loss": nll + alpha * kl, "action_nll": nll, "kl": kl,
@@ -110,14 +107,20 @@ def metrics_of(out: Forward, rows: packing.PackedRows, alpha: float) -> dict[str
             "beta_mean": masked_mean(out.codes.beta, mask)}
 
 
+def forward_rows(params: Any, base: Any, rows: packing.PackedRows, key: jax.Array, *,
+                 model: TransformerConfig, meta: MetacontrollerConfig, env: EnvParams,
+                 layer: int, deterministic: bool = False) -> Forward:
+    """``forward`` on packed rows; ``params["base"]`` (cotrain) replaces the frozen ``base``."""
+    obs, _ = packing.observations(rows, env)
+    return forward(params["meta"], params.get("base", base), obs, rows.segments, key,
+                   model=model, meta=meta, layer=layer, deterministic=deterministic)
+
+
 def loss_fn(params: Any, base: Any, rows: packing.PackedRows, key: jax.Array, *,
             model: TransformerConfig, meta: MetacontrollerConfig, env: EnvParams, layer: int,
-            alpha: float, deterministic: bool = False) -> tuple[jax.Array, dict[str, jax.Array]]:
-    """``(NLL + α KL, metrics)``; ``params["base"]`` (cotrain) replaces the frozen ``base``."""
-    base = params.get("base", base)
-    obs, _ = packing.observations(rows, env)
-    out = forward(params["meta"], base, obs, rows.segments, key, model=model, meta=meta,
-                  layer=layer, deterministic=deterministic)
+            alpha: float) -> tuple[jax.Array, dict[str, jax.Array]]:
+    """``(NLL + α KL, metrics)``."""
+    out = forward_rows(params, base, rows, key, model=model, meta=meta, env=env, layer=layer)
     metrics = metrics_of(out, rows, alpha)
     return metrics["loss"], metrics
 
@@ -163,11 +166,8 @@ def evaluate(params: Any, base: Any, rows: packing.PackedRows, *, model: Transfo
              meta: MetacontrollerConfig, env: EnvParams, layer: int, hyper: MetaHyper
              ) -> tuple[dict[str, jax.Array], Forward]:
     """Held-out metrics with z̃ = μ (no sampling), and the codes for switching analysis."""
-    meta = module_config(meta, hyper)
-    base = params.get("base", base)
-    obs, _ = packing.observations(rows, env)
-    out = forward(params["meta"], base, obs, rows.segments, jax.random.PRNGKey(0), model=model,
-                  meta=meta, layer=layer, deterministic=True)
+    out = forward_rows(params, base, rows, jax.random.PRNGKey(0), model=model,
+                       meta=module_config(meta, hyper), env=env, layer=layer, deterministic=True)
     metrics = metrics_of(out, rows, hyper.alpha)
     metrics["num_steps"] = jnp.sum(rows.mask)
     return metrics, out

@@ -49,6 +49,13 @@ def init_state(key: jax.Array, model: TransformerConfig, hyper: PretrainHyper) -
     return TrainState(params, optimizer(hyper).init(params), jnp.zeros((), jnp.int32))
 
 
+def action_losses(action_logits: jax.Array, actions: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """Per-step ``(action_nll, correct)``, each ``[batch, time]``."""
+    logp = jax.nn.log_softmax(action_logits)
+    action_nll = -jnp.take_along_axis(logp, actions[..., None].astype(jnp.int32), -1)[..., 0]
+    return action_nll, jnp.argmax(action_logits, -1) == actions
+
+
 def sequence_losses(outputs: dict[str, jax.Array], actions: jax.Array, next_obs: jax.Array
                     ) -> tuple[jax.Array, jax.Array, jax.Array]:
     """Per-step ``(action_nll, obs_nll, correct)``, each ``[batch, time]``.
@@ -56,10 +63,8 @@ def sequence_losses(outputs: dict[str, jax.Array], actions: jax.Array, next_obs:
     The next observation is a set of independent bits (per-cell one-hot channels), so its
     negative log-likelihood is the summed binary cross-entropy.
     """
-    logp = jax.nn.log_softmax(outputs["action_logits"])
-    action_nll = -jnp.take_along_axis(logp, actions[..., None].astype(jnp.int32), -1)[..., 0]
+    action_nll, correct = action_losses(outputs["action_logits"], actions)
     obs_nll = optax.sigmoid_binary_cross_entropy(outputs["obs_logits"], next_obs).sum(-1)
-    correct = jnp.argmax(outputs["action_logits"], -1) == actions
     return action_nll, obs_nll, correct
 
 

@@ -25,7 +25,6 @@ from launch.phases import pretrain as pretrain_phase
 from launch.rundir import RunDir
 
 INIT_TAG, BATCH_TAG = 41, 42
-EVAL_ROWS = 256
 PLOTTED_EPISODES = 5
 
 
@@ -91,30 +90,25 @@ def train_one(config: configs.Config, run_dir: RunDir, base: Any, rows: packing.
 
 
 def score(config: configs.Config, params: Any, base: Any, rows: packing.PackedRows,
-          variant: str, alpha: float) -> tuple[dict[str, float], dict[str, np.ndarray]]:
-    """Held-out NLL, KL and switching scores; also β and labels per row for plotting."""
+          variant: str, alpha: float) -> tuple[dict[str, float], np.ndarray]:
+    """Held-out NLL, KL and switching scores, and β ``[rows, T]`` for plotting."""
     env = config.gridworld.env_params("pretrain")
     model = config.model.transformer(env)
     m = config.meta
-    totals: dict[str, float] = {}
-    betas = []
-    steps = 0.0
-    for start in range(0, rows.num_rows, EVAL_ROWS):
-        part = jax.tree.map(lambda a: jnp.asarray(a[start:start + EVAL_ROWS]), rows)
+
+    def evaluate_chunk(part):
         metrics, out = meta_training.evaluate(
             params, base, part, model=model, meta=m.module(model.d_model), env=env,
             layer=m.layer, hyper=m.hyper(alpha, variant))
-        n = float(metrics["num_steps"])
-        for k in ("action_nll", "kl", "action_accuracy"):
-            totals[k] = totals.get(k, 0.0) + float(metrics[k]) * n
-        steps += n
-        betas.append(np.asarray(out.codes.beta))
-    beta = np.concatenate(betas)
-    figures = {k: v / max(steps, 1.0) for k, v in totals.items()}
+        return metrics, np.asarray(out.codes.beta)
+
+    figures, betas = pretrain_phase.evaluate_in_chunks(
+        evaluate_chunk, rows, ("action_nll", "kl", "action_accuracy"))
+    beta = np.concatenate(betas)[:rows.num_rows]
     figures.update(switching.switch_scores(beta, rows.subgoals, rows.segments, rows.mask,
                                            threshold=m.beta_threshold,
                                            tolerance=m.switch_tolerance))
-    return figures, {"beta": beta}
+    return figures, beta
 
 
 def _episode_views(rows: packing.PackedRows, beta: np.ndarray, count: int):
@@ -143,7 +137,7 @@ def run(config: configs.Config, run_dir: RunDir) -> dict[str, Any]:
     for variant in m.variants():
         for alpha in m.alphas():
             state = train_one(config, run_dir, base, train_rows, variant, alpha)
-            figures, arrays = score(config, state.params, base, eval_rows, variant, alpha)
+            figures, beta = score(config, state.params, base, eval_rows, variant, alpha)
             point = {"variant": variant, "alpha": alpha, "nll": figures["action_nll"],
                      "kl": figures["kl"], "switch_f1": figures["f1"],
                      "switches_per_episode": figures["switches_per_episode"]}
@@ -152,7 +146,7 @@ def run(config: configs.Config, run_dir: RunDir) -> dict[str, Any]:
                   f"kl {point['kl']:.3f} switch F1 {point['switch_f1']:.3f} "
                   f"switches/episode {point['switches_per_episode']:.2f} "
                   f"(true {figures['true_switches_per_episode']:.2f})")
-            views = _episode_views(eval_rows, arrays["beta"], PLOTTED_EPISODES)
+            views = _episode_views(eval_rows, beta, PLOTTED_EPISODES)
             plots.plot_switching(
                 views["beta"], views["subgoals"], views["mask"],
                 os.path.join(run_dir.plots_dir, f"beta_{run_name(variant, alpha)}.png"),

@@ -46,22 +46,37 @@ def load_params(run: RunDir, config: configs.Config) -> Any:
     return checkpointer(run).restore(template).params
 
 
-def evaluate_rows(params: Any, rows: packing.PackedRows, model, env, chunk: int = EVAL_ROWS
-                  ) -> dict[str, float]:
-    """Step-weighted held-out action NLL and accuracy over all ``rows``."""
-    totals: dict[str, float] = {}
+def evaluate_in_chunks(evaluate_chunk: Any, rows: packing.PackedRows, keys: tuple[str, ...],
+                       chunk: int = EVAL_ROWS) -> tuple[dict[str, float], list[Any]]:
+    """Step-weighted means of ``keys`` over all ``rows``, ``chunk`` rows per call.
+
+    Every call sees the same shape (one compilation): the last chunk is padded with repeats of its
+    final row whose mask is cleared, so they count for nothing. ``evaluate_chunk(part)`` returns
+    ``(metrics with "num_steps", extra)``; the extras come back per chunk, padding included.
+    """
+    totals = dict.fromkeys(keys, 0.0)
+    extras = []
     steps = 0.0
     for start in range(0, rows.num_rows, chunk):
         index = np.minimum(np.arange(start, start + chunk), rows.num_rows - 1)
         part = jax.tree.map(lambda a: a[index], rows)
-        valid = np.arange(start, start + chunk) < rows.num_rows  # padded repeats count 0
+        valid = np.arange(start, start + chunk) < rows.num_rows
         part = part._replace(mask=part.mask & valid[:, None])
-        m = pretrain.evaluate(params, part, model=model, env=env)
-        n = float(m["num_steps"])
-        for k in ("action_nll", "action_accuracy"):
-            totals[k] = totals.get(k, 0.0) + float(m[k]) * n
+        metrics, extra = evaluate_chunk(part)
+        n = float(metrics["num_steps"])
+        for k in keys:
+            totals[k] += float(metrics[k]) * n
         steps += n
-    return {k: v / max(steps, 1.0) for k, v in totals.items()}
+        extras.append(extra)
+    return {k: v / max(steps, 1.0) for k, v in totals.items()}, extras
+
+
+def evaluate_rows(params: Any, rows: packing.PackedRows, model, env) -> dict[str, float]:
+    """Step-weighted held-out action NLL and accuracy over all ``rows``."""
+    means, _ = evaluate_in_chunks(
+        lambda part: (pretrain.evaluate(params, part, model=model, env=env), None), rows,
+        ("action_nll", "action_accuracy"))
+    return means
 
 
 def run(config: configs.Config, run_dir: RunDir) -> dict[str, Any]:
