@@ -180,6 +180,38 @@ class MetaConfig:
                                        alpha_warmup=self.alpha_warmup)
 
 
+RL_METHODS = ("internal_rl", "raw_action_rl", "forced_switch", "cotrain")
+
+
+@dataclasses.dataclass(frozen=True)
+class RLConfig:
+    """Phase 3: internal RL and its baselines (§C.5, Tables A13/A14)."""
+
+    rl_task: str = _help("the sparse-reward task, a named task set or colours joined by '-' "
+                         "(the paper: posttrain = 0-1-2-3-4-5-6-7-0-1-2-3)", default="0-1-2-3")
+    rl_max_steps: int = _help("time limit of RL episodes (at most --max_steps)", default=50)
+    rl_methods: str = _help("comma-separated methods among " + ", ".join(RL_METHODS),
+                            default="internal_rl,raw_action_rl")
+    rl_seeds: int = _help("seeds per method, trained together (vmapped)", default=3)
+    rl_slots: int = _help("environments stepped together per seed; a slot whose episode ends "
+                          "starts the next one", default=32)
+    rl_start_ticks: int = _help("ticks per update during which slots start new episodes (an "
+                                "update's batch is every episode started in them)", default=100)
+    rl_updates: int = _help("updates per seed", default=10)
+    rl_lr: float = _help("AdamW learning rate of the RL learner", default=1e-3)
+    rl_clip: float = _help("PPO ratio clip", default=0.2)
+    rl_update_epochs: int = _help("gradient steps per batch of episodes", default=2)
+    policy_width: int = _help("width of the policy's recurrent layer", default=64)
+    rl_updates_per_call: int = _help("updates per jitted call (one progress line and checkpoint "
+                                     "each)", default=5)
+    rl_initial_episodes: int = _help("episodes measuring each method's initial success",
+                                     default=4_096)
+    rl_eval_episodes: int = _help("episodes per seed measuring the final success", default=512)
+
+    def methods(self) -> list[str]:
+        return [x.strip() for x in self.rl_methods.split(",")]
+
+
 @dataclasses.dataclass(frozen=True)
 class Config:
     """The whole run. ``env`` picks the environment section that applies."""
@@ -192,9 +224,10 @@ class Config:
     pretrain: PretrainConfig = dataclasses.field(default_factory=PretrainConfig)
     analysis: AnalysisConfig = dataclasses.field(default_factory=AnalysisConfig)
     meta: MetaConfig = dataclasses.field(default_factory=MetaConfig)
+    rl: RLConfig = dataclasses.field(default_factory=RLConfig)
 
 
-SECTIONS = ("gridworld", "data", "model", "pretrain", "analysis", "meta")
+SECTIONS = ("gridworld", "data", "model", "pretrain", "analysis", "meta", "rl")
 
 
 def preset(name: str) -> Config:
@@ -207,10 +240,12 @@ def preset(name: str) -> Config:
             base, train_episodes=256, eval_episodes=64, chunk_episodes=128,
             d_model=32, num_layers=2, num_heads=2, head_dim=16, mlp_dim=64,
             pretrain_steps=20, batch_size=16, steps_per_call=10, checkpoint_every=10,
-            rollout_episodes=64, probe_rows=32, probe_steps=50, steer_steps=10,
+            rollout_episodes=64, probe_rows=32, probe_steps=50, steer_layers="1", steer_steps=10,
             steer_batch_size=8, steer_episodes=32, steer_rank=4, layer=1, meta_steps=20,
             meta_batch_size=8, latent_dim=4, history_dim=8, embed_dim=8, encoder_hidden=16,
-            decoder_hidden=8, switch_hidden=16, controller_rank=4, alpha_warmup=10)
+            decoder_hidden=8, switch_hidden=16, controller_rank=4, alpha_warmup=10,
+            rl_seeds=2, rl_slots=8, rl_start_ticks=10, rl_updates=4, rl_updates_per_call=2,
+            policy_width=16, rl_initial_episodes=64, rl_eval_episodes=32)
     if name == "paper":
         return replace_fields(
             base, train_episodes=1_000_000, eval_episodes=10_000, chunk_episodes=16_384,
@@ -220,7 +255,11 @@ def preset(name: str) -> Config:
             steer_steps=3_200, steer_batch_size=170, steer_episodes=1_024, layer=3,
             alpha="0,0.05,0.1,0.17,0.3,0.5,1",
             metacontroller_variant="standard,forced_switch,cotrain",
-            meta_steps=64_000, meta_batch_size=170, alpha_warmup=6_400)
+            meta_steps=64_000, meta_batch_size=170, alpha_warmup=6_400,
+            rl_task="posttrain", rl_max_steps=100,
+            rl_methods="internal_rl,raw_action_rl,forced_switch,cotrain", rl_seeds=3,
+            rl_slots=128, rl_start_ticks=100, rl_updates=1_000, rl_lr=3e-5, policy_width=256,
+            rl_updates_per_call=50, rl_initial_episodes=100_000, rl_eval_episodes=4_096)
     return base
 
 
@@ -275,7 +314,7 @@ def validate(config: Config) -> None:
             low = 0 if name in _NON_NEGATIVE else 1
             if value < low:
                 raise ConfigError(name, f"must be {'>= 0' if low == 0 else 'positive'}, got {value}")
-    for name in ("pretrain_lr", "init_scale", "meta_lr"):
+    for name in ("pretrain_lr", "init_scale", "meta_lr", "rl_lr", "rl_clip"):
         if values[name] <= 0:
             raise ConfigError(name, f"must be positive, got {values[name]}")
     for name in ("pretrain_wd", "obs_loss_weight", "grad_clip", "meta_wd"):
@@ -305,6 +344,7 @@ def validate(config: Config) -> None:
         except ValueError as e:
             field = str(e).split(" ", 1)[0]
             raise ConfigError(field if field in field_names(config) else "gridworld", str(e)) from e
+    _validate_rl(config)
 
 
 def _validate_meta(config: Config) -> None:
@@ -325,6 +365,29 @@ def _validate_meta(config: Config) -> None:
                           f"{', '.join(meta_training.VARIANTS)}, got {m.metacontroller_variant!r}")
     if not 0.0 < m.beta_threshold < 1.0:
         raise ConfigError("beta_threshold", f"must be in (0, 1), got {m.beta_threshold}")
+
+
+def _validate_rl(config: Config) -> None:
+    r = config.rl
+    methods = r.methods()
+    unknown = [x for x in methods if x not in RL_METHODS]
+    if unknown or len(set(methods)) != len(methods):
+        raise ConfigError("rl_methods", f"must be distinct values among {', '.join(RL_METHODS)}, "
+                          f"got {r.rl_methods!r}")
+    for method in ("forced_switch", "cotrain"):
+        if method in methods and method not in config.meta.variants():
+            raise ConfigError("rl_methods", f"{method} needs the {method} metacontroller: add it "
+                              f"to --metacontroller_variant (now {config.meta.metacontroller_variant!r})")
+    if "internal_rl" in methods and "standard" not in config.meta.variants():
+        raise ConfigError("rl_methods", "internal_rl needs the standard metacontroller: add it to "
+                          "--metacontroller_variant")
+    if r.rl_max_steps > config.gridworld.max_steps:
+        raise ConfigError("rl_max_steps", f"must be <= --max_steps={config.gridworld.max_steps} "
+                          f"(the base model's context), got {r.rl_max_steps}")
+    try:
+        config.gridworld.env_params(r.rl_task).validate()
+    except ValueError as e:
+        raise ConfigError("rl_task", str(e)) from e
 
 
 def to_dict(config: Config) -> dict[str, Any]:

@@ -61,6 +61,8 @@ def _format(value) -> str:
     if isinstance(value, float):
         return f"{value:.4g}"
     if isinstance(value, list):
+        if len(value) > 8:  # learning curves: the JSON has them whole
+            return f"[{_format(value[0])}, ..., {_format(value[-1])}] ({len(value)} points)"
         return "[" + ", ".join(_format(v) for v in value) + "]"
     return str(value)
 

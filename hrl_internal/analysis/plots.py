@@ -128,3 +128,49 @@ def plot_rate_distortion(points: list[dict], path: str) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
+
+
+def plot_rl_curves(curves: dict[str, dict[str, list[float]]], path: str, title: str) -> None:
+    """Success against episodes per seed, one line per method (mean; band: min-max over seeds),
+    on linear axes and on log axes (where rare early successes show)."""
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    for i, (name, c) in enumerate(curves.items()):
+        if not c["episodes"]:
+            continue
+        x = np.asarray(c["episodes"])
+        for ax in axes:
+            ax.plot(x, c["success"], color=COLOURS[i % len(COLOURS)], label=name)
+            ax.fill_between(x, c["success_min"], c["success_max"],
+                            color=COLOURS[i % len(COLOURS)], alpha=0.2)
+    axes[0].set_ylim(0, 1)
+    axes[1].set_xscale("log")
+    axes[1].set_yscale("symlog", linthresh=1e-4)
+    axes[1].set_ylim(0, 1)
+    for ax in axes:
+        ax.set_xlabel("episodes (per seed)")
+        ax.set_ylabel("success rate")
+        ax.grid(alpha=0.3)
+    axes[0].legend()
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def plot_code_rates(code_rates: np.ndarray, prior_rates: np.ndarray, path: str) -> None:
+    """Reach rate of each colour pair (columns) under each collected code (rows) and under prior
+    codes (last row): the latent-code check."""
+    table = np.vstack([code_rates, prior_rates[None]])
+    k = code_rates.shape[0]
+    fig, ax = plt.subplots(figsize=(5, 4.2))
+    image = ax.imshow(table, cmap="viridis", vmin=0.0)
+    for (i, j), value in np.ndenumerate(table):
+        ax.text(j, i, f"{value:.2f}", ha="center", va="center", color="w", fontsize=9)
+    ax.set_xticks(range(k), [f"{2 * j}-{2 * j + 1}" for j in range(k)])
+    ax.set_yticks(range(k + 1), [f"code for {2 * i}-{2 * i + 1}" for i in range(k)] + ["prior N(0, I)"])
+    ax.set_xlabel("task: reach this pair")
+    ax.set_title("codes injected at every switch", fontsize=10)
+    fig.colorbar(image, ax=ax, label="reach rate")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)

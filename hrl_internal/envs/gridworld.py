@@ -32,9 +32,13 @@ PRETRAIN_TASKS: tuple[tuple[int, ...], ...] = tuple(
 # occur in pretraining (length and compositional generalisation).
 POSTTRAIN_TASKS: tuple[tuple[int, ...], ...] = ((0, 1, 2, 3, 4, 5, 6, 7, 0, 1, 2, 3),)
 
+# Single subgoals, one task per colour pair: where a steered model goes first (analysis).
+PAIR_TASKS: tuple[tuple[int, ...], ...] = ((0, 1), (2, 3), (4, 5), (6, 7))
+
 TASK_SETS: dict[str, tuple[tuple[int, ...], ...]] = {
     "pretrain": PRETRAIN_TASKS,
     "posttrain": POSTTRAIN_TASKS,
+    "pairs": PAIR_TASKS,
 }
 
 NUM_ACTIONS = 4
@@ -55,6 +59,7 @@ class EnvParams:
     num_objects: int = 8
     num_walls: int = 4
     max_steps: int = 100
+    # A named set of TASK_SETS, or one task written as its colours, e.g. "0-1-2-3".
     task_set: str = "pretrain"
     # Resample layouts until the shortest solution of the sampled task fits within max_steps, so
     # every episode is solvable: unfiltered, 15% (pretraining tasks) and 19% (post-training task)
@@ -78,7 +83,9 @@ class EnvParams:
 
     @property
     def tasks(self) -> tuple[tuple[int, ...], ...]:
-        return TASK_SETS[self.task_set]
+        if self.task_set in TASK_SETS:
+            return TASK_SETS[self.task_set]
+        return (parse_task(self.task_set),)
 
     @property
     def num_tasks(self) -> int:
@@ -94,7 +101,12 @@ class EnvParams:
             if getattr(self, name) < (0 if name == "num_walls" else 1):
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
         if self.task_set not in TASK_SETS:
-            raise ValueError(f"task_set must be one of {sorted(TASK_SETS)}, got {self.task_set!r}")
+            try:
+                parse_task(self.task_set)
+            except ValueError:
+                raise ValueError(f"task_set must be one of {sorted(TASK_SETS)} or colours joined by "
+                                 f"'-' (an even number, e.g. '0-1-2-3'), got {self.task_set!r}"
+                                 ) from None
         if self.num_objects + self.num_walls + 1 > self.num_cells:
             raise ValueError(
                 f"num_objects + num_walls + 1 = {self.num_objects + self.num_walls + 1} must fit in "
@@ -123,6 +135,14 @@ class EnvState:
     time: jax.Array  # [] int32
     done: jax.Array  # [] bool
     success: jax.Array  # [] bool
+
+
+def parse_task(text: str) -> tuple[int, ...]:
+    """``"0-1-2-3"`` -> ``(0, 1, 2, 3)``: non-negative colours, whole subgoals (pairs)."""
+    colours = tuple(int(c) for c in text.split("-"))
+    if not colours or len(colours) % COLOURS_PER_SUBGOAL or min(colours) < 0:
+        raise ValueError(f"not a task of colour pairs: {text!r}")
+    return colours
 
 
 def task_array(params: EnvParams) -> jax.Array:
@@ -257,11 +277,17 @@ def render(agent_cell: jax.Array, object_cells: jax.Array, wall_cells: jax.Array
 def _sample_layout(key: jax.Array, task_id: jax.Array, params: EnvParams) -> EnvState:
     cells = jax.random.permutation(key, params.num_cells)
     o, w = params.num_objects, params.num_walls
+    return layout_state(cells[o + w], cells[:o], cells[o:o + w], task_id, params)
+
+
+def layout_state(agent_cell: jax.Array, object_cells: jax.Array, wall_cells: jax.Array,
+                 task_id: jax.Array, params: EnvParams) -> EnvState:
+    """The initial state of a given layout and task (e.g. to replay a recorded episode's start)."""
     task = task_array(params)[task_id]
     return EnvState(
-        agent_cell=cells[o + w].astype(jnp.int32),
-        object_cells=cells[:o].astype(jnp.int32),
-        wall_cells=cells[o:o + w].astype(jnp.int32),
+        agent_cell=jnp.asarray(agent_cell, jnp.int32),
+        object_cells=jnp.asarray(object_cells, jnp.int32),
+        wall_cells=jnp.asarray(wall_cells, jnp.int32),
         task=task,
         task_len=jnp.sum(task != NO_TASK).astype(jnp.int32),
         task_id=jnp.asarray(task_id, jnp.int32),

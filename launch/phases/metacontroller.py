@@ -7,6 +7,7 @@ the rate–distortion curve. The first variant at the first α is the main one (
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 from typing import Any
 
@@ -15,8 +16,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from experiments import configs
-from hrl_internal.analysis import plots, switching
+from hrl_internal.analysis import latent_codes, plots, switching
 from hrl_internal.data import packing
+from hrl_internal.rl import internal_env, internal_rl, policy
 from hrl_internal.training import metacontroller as meta_training
 from hrl_internal.training.checkpoint import Checkpointer
 from hrl_internal.utils.metrics import MetricsWriter
@@ -24,7 +26,10 @@ from hrl_internal.utils.progress import Progress
 from launch.phases import pretrain as pretrain_phase
 from launch.rundir import RunDir
 
-INIT_TAG, BATCH_TAG = 41, 42
+INIT_TAG, BATCH_TAG, CODE_TAG, REPLAY_TAG = 41, 42, 43, 44
+REPLAYED_EPISODES = 256
+MAX_CODES = 16  # codes per replayed episode (the last repeats at further switches)
+LATENT_CHECK_TICKS = 50  # ticks per slot starting episodes, per code and task
 PLOTTED_EPISODES = 5
 
 
@@ -90,8 +95,8 @@ def train_one(config: configs.Config, run_dir: RunDir, base: Any, rows: packing.
 
 
 def score(config: configs.Config, params: Any, base: Any, rows: packing.PackedRows,
-          variant: str, alpha: float) -> tuple[dict[str, float], np.ndarray]:
-    """Held-out NLL, KL and switching scores, and β ``[rows, T]`` for plotting."""
+          variant: str, alpha: float) -> tuple[dict[str, float], np.ndarray, np.ndarray]:
+    """Held-out NLL, KL and switching scores, β ``[rows, T]`` and codes ``[rows, T, n_z]``."""
     env = config.gridworld.env_params("pretrain")
     model = config.model.transformer(env)
     m = config.meta
@@ -100,15 +105,16 @@ def score(config: configs.Config, params: Any, base: Any, rows: packing.PackedRo
         metrics, out = meta_training.evaluate(
             params, base, part, model=model, meta=m.module(model.d_model), env=env,
             layer=m.layer, hyper=m.hyper(alpha, variant))
-        return metrics, np.asarray(out.codes.beta)
+        return metrics, (np.asarray(out.codes.beta), np.asarray(out.codes.z))
 
-    figures, betas = pretrain_phase.evaluate_in_chunks(
+    figures, outs = pretrain_phase.evaluate_in_chunks(
         evaluate_chunk, rows, ("action_nll", "kl", "action_accuracy"))
-    beta = np.concatenate(betas)[:rows.num_rows]
+    beta = np.concatenate([b for b, _ in outs])[:rows.num_rows]
+    z = np.concatenate([c for _, c in outs])[:rows.num_rows]
     figures.update(switching.switch_scores(beta, rows.subgoals, rows.segments, rows.mask,
                                            threshold=m.beta_threshold,
                                            tolerance=m.switch_tolerance))
-    return figures, beta
+    return figures, beta, z
 
 
 def _episode_views(rows: packing.PackedRows, beta: np.ndarray, count: int):
@@ -131,13 +137,14 @@ def run(config: configs.Config, run_dir: RunDir) -> dict[str, Any]:
     base = pretrain_phase.load_params(run_dir, config)
     train_rows = jax.tree.map(jnp.asarray, packing.pack(
         pretrain_phase.load_split(run_dir, config, "train"), env))
-    eval_rows = packing.pack(pretrain_phase.load_split(run_dir, config, "eval"), env)
+    eval_episodes = pretrain_phase.load_split(run_dir, config, "eval")
+    eval_rows = packing.pack(eval_episodes, env)
     sweep = []
     main = None
     for variant in m.variants():
         for alpha in m.alphas():
             state = train_one(config, run_dir, base, train_rows, variant, alpha)
-            figures, beta = score(config, state.params, base, eval_rows, variant, alpha)
+            figures, beta, z = score(config, state.params, base, eval_rows, variant, alpha)
             point = {"variant": variant, "alpha": alpha, "nll": figures["action_nll"],
                      "kl": figures["kl"], "switch_f1": figures["f1"],
                      "switches_per_episode": figures["switches_per_episode"]}
@@ -154,6 +161,8 @@ def run(config: configs.Config, run_dir: RunDir) -> dict[str, Any]:
                 threshold=m.beta_threshold)
             if main is None:
                 main = figures
+                main.update(latent_code_check(config, state.params, base, eval_rows, z, beta,
+                                              eval_episodes, variant, run_dir.plots_dir))
     plots.plot_rate_distortion(sweep, os.path.join(run_dir.plots_dir, "rate_distortion.png"))
     return {"variant": m.variants()[0], "alpha": m.alphas()[0], "layer": m.layer,
             "nll": main["action_nll"], "kl": main["kl"],
@@ -161,4 +170,48 @@ def run(config: configs.Config, run_dir: RunDir) -> dict[str, Any]:
             "switch_precision": main["precision"], "switch_recall": main["recall"],
             "switches_per_episode": main["switches_per_episode"],
             "true_switches_per_episode": main["true_switches_per_episode"],
-            "beta_binary_fraction": main["beta_binary_fraction"], "sweep": sweep}
+            "beta_binary_fraction": main["beta_binary_fraction"], "sweep": sweep,
+            **{f"latent_code_{k}": v for k, v in main.items()
+               if k.startswith(("reach_", "replay_"))}}
+
+
+def latent_code_check(config: configs.Config, params: Any, base: Any, rows: packing.PackedRows,
+                      z: np.ndarray, beta: np.ndarray, episodes: Any, variant: str,
+                      plots_dir: str) -> dict[str, Any]:
+    """Codes collected per subgoal, injected at every switch on single-pair tasks (App. B.3.2);
+    expert episodes replayed from their start with the codes inferred for them."""
+    m, r = config.meta, config.rl
+    env = config.gridworld.env_params("pretrain")
+    model = config.model.transformer(env)
+    codes, counts = latent_codes.codes_by_subgoal(z, np.asarray(rows.subgoals),
+                                                  np.asarray(rows.segments), np.asarray(rows.mask))
+    meta = meta_training.module_config(m.module(model.d_model), m.hyper(0.0, variant))
+    pairs = dataclasses.replace(config.gridworld.env_params("pairs"), max_steps=r.rl_max_steps)
+    spec = internal_rl.InternalRLSpec(
+        internal_env.InternalEnvSpec(model, meta, pairs, m.layer, m.beta_threshold),
+        policy.PolicyConfig(model.d_model, meta.latent_dim, width=1),
+        num_slots=r.rl_slots, start_ticks=min(r.rl_start_ticks, LATENT_CHECK_TICKS),
+        max_episodes=max(1, min(r.rl_start_ticks, LATENT_CHECK_TICKS) // 4))
+    frozen = internal_env.Frozen(params.get("base", base), params["meta"])
+    rates = latent_codes.reach_rates(codes, frozen, spec,
+                                     jax.random.fold_in(jax.random.PRNGKey(config.seed), CODE_TAG))
+    print(f"[metacontroller] latent codes: pair k reached under its own code "
+          f"{rates['matched_rate']:.3f}, under another pair's code {rates['mismatched_rate']:.3f}, "
+          f"under prior codes {rates['prior_rate']:.3f}")
+    plots.plot_code_rates(np.asarray(rates["code_rates"]), np.asarray(rates["prior_rates"]),
+                          os.path.join(plots_dir, "latent_codes.png"))
+    n = min(REPLAYED_EPISODES, episodes.num_episodes)
+    inferred, _ = latent_codes.switch_codes(z, beta, rows, n, m.beta_threshold, MAX_CODES)
+    prior = np.asarray(jax.random.normal(jax.random.PRNGKey(config.seed), inferred.shape))
+    replay_spec = dataclasses.replace(spec.env, env=env)
+    replay_key = jax.random.fold_in(jax.random.PRNGKey(config.seed), REPLAY_TAG)
+    figures = {f"reach_{k}": v for k, v in rates.items()} | {"reach_segments": counts.tolist()}
+    for name, codes in (("inferred", inferred), ("prior", prior)):
+        success, progress = latent_codes.replay(codes, episodes, frozen, replay_spec, replay_key)
+        figures[f"replay_{name}_success"] = float(success.mean())
+        figures[f"replay_{name}_progress"] = float(progress.mean())
+    figures["replay_episodes"] = n
+    print(f"[metacontroller] expert episodes replayed with their inferred codes: subgoal order "
+          f"reproduced {figures['replay_inferred_success']:.3f} (prior codes "
+          f"{figures['replay_prior_success']:.3f}) over {n} episodes")
+    return figures

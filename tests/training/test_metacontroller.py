@@ -7,6 +7,7 @@ import pytest
 
 from hrl_internal.models import metacontroller
 from hrl_internal.training import metacontroller as meta_training
+from hrl_internal.training.checkpoint import Checkpointer
 
 META = dict(latent_dim=4, history_dim=8, embed_dim=8, encoder_hidden=16, decoder_hidden=8,
             switch_hidden=16, rank=4)
@@ -74,10 +75,13 @@ def test_alpha_trades_kl_for_nll(tiny):
     assert kls[1] < kls[0]
 
 
-def test_resumed_training_equals_uninterrupted(tiny):
+def test_resumed_training_equals_uninterrupted(tiny, tmp_path):
     meta, hyper, state = _setup(tiny)
-    whole, _ = _train(tiny, meta, hyper, state, 6)
     half, _ = _train(tiny, meta, hyper, state, 3)
-    resumed, _ = _train(tiny, meta, hyper, half, 3)
+    whole, _ = _train(tiny, meta, hyper, half, 3)
+    ckpt = Checkpointer(str(tmp_path / "ckpt"))
+    ckpt.save(3, half)
+    resumed, _ = _train(tiny, meta, hyper, ckpt.restore(state), 3)
+    assert int(resumed.step) == 6
     for a, b in zip(jax.tree.leaves(whole.params), jax.tree.leaves(resumed.params)):
         np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-5, atol=1e-6)

@@ -1,0 +1,152 @@
+"""The internal environment (Alg. 1-2): the frozen base model, the frozen controller decoder and
+switching unit, and the real environment, seen together as an MDP whose action is a code z.
+
+One internal step applies U(z) at layer l, runs the upper blocks, samples a primitive action, steps
+the real env, runs the lower blocks on the new observation (KV caches: O(1) work per env step),
+updates the switching unit's GRU history and computes β; it repeats until β >= ``beta_threshold``
+or the episode ends, summing the reward. The policy observes the unedited residual ``e_{t,l}`` at
+each decision; since the base model attends to the whole history, that vector already summarises
+``o_{1:t}``.
+
+Everything is written for one environment (caches with a batch axis of 1) and vmaps over any
+number of them. ``tick`` is one primitive step; ``step`` is the internal step, a
+``lax.while_loop`` of ticks, so a vmapped batch whose spans differ in length stays on device.
+Batched RL rollouts scan ``tick`` over time instead (``hrl_internal.rl.internal_rl``): the two
+consume the same randomness and give the same episodes.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, NamedTuple
+
+import chex
+import jax
+import jax.numpy as jnp
+from flax import struct
+
+from hrl_internal.envs import gridworld
+from hrl_internal.envs.gridworld import EnvParams
+from hrl_internal.models import metacontroller, transformer
+from hrl_internal.models.metacontroller import MetacontrollerConfig
+from hrl_internal.models.transformer import KVCache, TransformerConfig
+
+
+@dataclasses.dataclass(frozen=True)
+class InternalEnvSpec:
+    """Static parts (hashable): configs of the frozen models, the real env, the controlled layer."""
+
+    model: TransformerConfig
+    meta: MetacontrollerConfig
+    env: EnvParams
+    layer: int
+    beta_threshold: float = 0.5
+
+    @property
+    def forced_switch(self) -> bool:
+        return self.meta.variant == "forced_switch"
+
+
+class Frozen(NamedTuple):
+    """The frozen parameters the environment is made of."""
+
+    base: Any  # base model params
+    meta: Any  # metacontroller params (decoder, switching unit, GRU)
+
+
+@struct.dataclass
+class InternalState:
+    env_state: gridworld.EnvState
+    lower_cache: KVCache  # blocks 1..l, batch axis of 1
+    upper_cache: KVCache  # blocks l+1..L
+    e: jax.Array  # [d_model] unedited residual at layer l for the current time step
+    history: jax.Array  # [n_h] the GRU history h_{t-1}
+    code: jax.Array  # [n_z] the code in force (z_{t-1} until the policy chooses)
+    key: jax.Array  # action-sampling key
+
+
+def reset(key: jax.Array, frozen: Frozen, spec: InternalEnvSpec,
+          env_state: gridworld.EnvState | None = None) -> tuple[jax.Array, InternalState]:
+    """A new episode (on ``env_state`` if given, else a fresh draw): ``(e_1 [d_model], state)``.
+
+    The first decision is always the policy's.
+    """
+    env_key, act_key = jax.random.split(key)
+    if env_state is None:
+        _, env_state = gridworld.reset(env_key, spec.env)
+    lower_cache, upper_cache = transformer.init_caches(spec.model, spec.layer, 1)
+    state = InternalState(env_state, lower_cache, upper_cache, jnp.zeros((spec.model.d_model,)),
+                          jnp.zeros((spec.meta.history_dim,)), jnp.zeros((spec.meta.latent_dim,)),
+                          act_key)
+    state = _observe(frozen, state, spec)
+    return state.e, state
+
+
+def _observe(frozen: Frozen, state: InternalState, spec: InternalEnvSpec) -> InternalState:
+    """Runs the lower blocks on the env's current observation: the new ``e``."""
+    obs = gridworld.observe(state.env_state, spec.env)
+    e, lower_cache = transformer.lower(frozen.base, state.lower_cache, obs[None], spec.model,
+                                       spec.layer)
+    return state.replace(e=e[0], lower_cache=lower_cache)
+
+
+def tick(frozen: Frozen, state: InternalState, z: jax.Array, spec: InternalEnvSpec,
+         may_restart: jax.Array | None = None, fresh: gridworld.EnvState | None = None
+         ) -> tuple[InternalState, jax.Array, jax.Array, dict[str, jax.Array]]:
+    """One primitive step under code ``z [n_z]``: ``(state, reward [], switch [], info)``.
+
+    ``switch`` says the next step needs a new code (β >= threshold, or β ≡ 1 for the
+    forced-switch variant). Once the episode is done the env is absorbing and the model state is
+    no longer meaningful (its caches are full); callers stop at ``done``, or pass
+    ``may_restart [] bool`` and a ``fresh`` initial env state: if the episode ends at this tick the
+    next one begins on ``fresh`` (``info["restart"]``); ``reward`` and ``info["done"]`` still
+    describe the step of the episode that ended.
+    """
+    chex.assert_shape(z, (spec.meta.latent_dim,))
+    a, b = metacontroller.controller_decoder(frozen.meta, z)
+    edited = metacontroller.apply_controller(state.e, a, b)
+    outputs, upper_cache = transformer.upper(frozen.base, state.upper_cache, edited[None],
+                                             spec.model, spec.layer)
+    key, act_key = jax.random.split(state.key)
+    action = jax.random.categorical(act_key, outputs["action_logits"][0]).astype(jnp.int32)
+    _, env_state, reward, done, info = gridworld.step(state.env_state, action, spec.env)
+    history = metacontroller.gru_step(frozen.meta, state.history, state.e)
+    state = InternalState(env_state, state.lower_cache, upper_cache, state.e, history, z, key)
+    restart = jnp.zeros((), bool) if may_restart is None else may_restart & done
+    if may_restart is not None:
+        # Resetting the caches' position is enough: slots at or past it are masked as the future
+        # and each is overwritten before it is read again.
+        pick = lambda new, old: jax.tree.map(lambda a, b: jnp.where(restart, a, b), new, old)
+        zero = jnp.zeros((), jnp.int32)
+        state = InternalState(
+            pick(fresh, state.env_state),
+            state.lower_cache._replace(position=jnp.where(restart, zero, state.lower_cache.position)),
+            upper_cache._replace(position=jnp.where(restart, zero, upper_cache.position)), state.e,
+            jnp.where(restart, 0.0, history), jnp.where(restart, 0.0, z), key)
+    state = _observe(frozen, state, spec)
+    beta = metacontroller.switching_gate(frozen.meta, state.e, state.history, state.code)
+    switch = (beta >= spec.beta_threshold) | spec.forced_switch
+    return state, reward, switch | restart, {**info, "beta": beta, "action": action, "done": done,
+                                             "restart": restart}
+
+
+def step(frozen: Frozen, state: InternalState, z: jax.Array, spec: InternalEnvSpec
+         ) -> tuple[jax.Array, InternalState, jax.Array, jax.Array, dict[str, jax.Array]]:
+    """One internal step: ticks under ``z`` until a switch or the episode's end.
+
+    Returns ``(e [d_model], state, reward [] summed over the span, done [], info)`` with
+    ``info["env_steps"]`` the span's length. Stepping a finished episode does nothing.
+    """
+    def cond(carry):
+        state, _, _, stop = carry
+        return ~stop & ~state.env_state.done
+
+    def body(carry):
+        state, total, steps, _ = carry
+        state, reward, switch, _ = tick(frozen, state, z, spec)
+        return state, total + reward, steps + 1, switch
+
+    state, total, steps, _ = jax.lax.while_loop(
+        cond, body, (state, jnp.zeros(()), jnp.zeros((), jnp.int32), jnp.zeros((), bool)))
+    info = {"env_steps": steps, "success": state.env_state.success,
+            "progress": state.env_state.progress}
+    return state.e, state, total, state.env_state.done, info

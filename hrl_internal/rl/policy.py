@@ -1,0 +1,69 @@
+"""The internal-RL policy π(z_t | e_{1:t,l}) (§C.5): one RG-LRU layer with a Gaussian head.
+
+It replaces the metacontroller's non-causal encoder and is called only at switch times; its
+recurrent state carries what it saw at earlier decisions. The mean head starts at zero and the
+log-std at ``init_log_std`` (0: unit variance), so the untrained policy samples codes from the
+N(0, I) prior the controller decoder was trained under.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any
+
+import chex
+import jax
+import jax.numpy as jnp
+
+from hrl_internal.models import rglru
+
+Params = dict[str, Any]
+
+
+@dataclasses.dataclass(frozen=True)
+class PolicyConfig:
+    d_model: int  # width of the residual stream it reads
+    latent_dim: int  # n_z
+    width: int = 256
+    init_log_std: float = 0.0
+    # Off by default: a learned log-std collapses within a few updates on sparse rewards (the PPO
+    # ratio of old samples then explodes) and leaves the region of codes the decoder knows.
+    learn_std: bool = False
+
+    @property
+    def lru(self) -> rglru.RGLRUConfig:
+        return rglru.RGLRUConfig(self.width)
+
+
+def init(key: jax.Array, config: PolicyConfig) -> Params:
+    return {"lru": rglru.init(key, config.d_model, config.lru),
+            "mean": {"w": jnp.zeros((config.width, config.latent_dim)),
+                     "b": jnp.zeros((config.latent_dim,))},
+            "log_std": jnp.full((config.latent_dim,), config.init_log_std)}
+
+
+def initial_state(config: PolicyConfig) -> jax.Array:
+    """``[width]``, an episode start."""
+    return rglru.initial_state(config.lru)
+
+
+def step(params: Params, h: jax.Array, e: jax.Array, config: PolicyConfig
+         ) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """``(h [width], e [d_model]) -> (h, mean [n_z], log_std [n_z])``."""
+    chex.assert_shape(e, (config.d_model,))
+    # Residual-stream scales differ by layer and model; an RMS norm makes the input scale-free.
+    e = e * jax.lax.rsqrt(jnp.mean(e**2) + 1e-6)
+    h, y = rglru.step(params["lru"], h, e, config.lru)
+    mean = y @ params["mean"]["w"] + params["mean"]["b"]
+    log_std = params["log_std"] if config.learn_std else jax.lax.stop_gradient(params["log_std"])
+    return h, mean, log_std
+
+
+def log_prob(mean: jax.Array, log_std: jax.Array, z: jax.Array) -> jax.Array:
+    """Diagonal Gaussian log-density of ``z [..., n_z]``: ``[...]``."""
+    var_term = ((z - mean) * jnp.exp(-log_std)) ** 2
+    return -0.5 * jnp.sum(var_term + 2.0 * log_std + math.log(2.0 * math.pi), axis=-1)
+
+
+def sample(key: jax.Array, mean: jax.Array, log_std: jax.Array) -> jax.Array:
+    return mean + jnp.exp(log_std) * jax.random.normal(key, mean.shape)

@@ -1,0 +1,182 @@
+"""Phase ``internal_rl``: RL in the residual stream against RL on raw actions (§C.5, Alg. 1-3).
+
+For every method of ``--rl_methods`` (same task, seeds, slots and number of updates) it measures
+the initial policy's success over ``--rl_initial_episodes`` episodes, trains ``--rl_seeds`` seeds
+at once (vmapped) with checkpoints under ``DIR/internal_rl/<method>/``, logs the learning curve to
+``metrics.jsonl`` and scores the final policies. Methods: ``internal_rl`` (codes through the
+standard metacontroller), ``raw_action_rl`` (the base model's own actions), ``forced_switch`` and
+``cotrain`` (codes through those metacontroller variants).
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from experiments import configs
+from hrl_internal.analysis import plots
+from hrl_internal.rl import internal_env, internal_rl, policy, raw_action, train
+from hrl_internal.training import metacontroller as meta_training
+from hrl_internal.training.checkpoint import Checkpointer
+from hrl_internal.utils.metrics import MetricsWriter
+from hrl_internal.utils.progress import Progress
+from launch.phases import metacontroller as meta_phase
+from launch.phases import pretrain as pretrain_phase
+from launch.rundir import RunDir
+
+INIT_TAG, TRAIN_TAG, INITIAL_EVAL_TAG, FINAL_EVAL_TAG = 51, 52, 53, 54
+# Which metacontroller each code-space method acts through.
+VARIANT = {"internal_rl": "standard", "forced_switch": "forced_switch", "cotrain": "cotrain"}
+
+
+@dataclasses.dataclass(frozen=True)
+class Method:
+    name: str
+    learner: str  # a key of train.LEARNERS
+    spec: Any
+    frozen: Any
+    init_params: Callable[[jax.Array], Any]
+
+
+def rl_env(config: configs.Config):
+    r = config.rl
+    return dataclasses.replace(config.gridworld.env_params(r.rl_task), max_steps=r.rl_max_steps)
+
+
+def method(config: configs.Config, run_dir: RunDir, name: str) -> Method:
+    """The learner, its static spec and frozen params for ``name``."""
+    r, m = config.rl, config.meta
+    model = config.model.transformer(config.gridworld.env_params("pretrain"))
+    base = pretrain_phase.load_params(run_dir, config)
+    slots = dict(num_slots=r.rl_slots, start_ticks=r.rl_start_ticks,
+                 max_episodes=max(1, r.rl_start_ticks // 4))
+    if name == "raw_action_rl":
+        spec = raw_action.RawActionSpec(model, rl_env(config), **slots)
+        return Method(name, "actions", spec, None, lambda key: base)
+    variant = VARIANT[name]
+    alpha = m.alphas()[0]
+    trained = meta_phase.load(run_dir, config, variant, alpha)
+    meta = meta_training.module_config(m.module(model.d_model), m.hyper(alpha, variant))
+    env_spec = internal_env.InternalEnvSpec(model, meta, rl_env(config), m.layer,
+                                            m.beta_threshold)
+    spec = internal_rl.InternalRLSpec(
+        env_spec, policy.PolicyConfig(model.d_model, meta.latent_dim, r.policy_width), **slots)
+    # A co-trained metacontroller steers its own co-trained base model.
+    frozen = internal_env.Frozen(trained.get("base", base), trained["meta"])
+    return Method(name, "codes", spec, frozen, lambda key: internal_rl.init_params(key, spec))
+
+
+def measure(meth: Method, params: Any, key: jax.Array, min_episodes: int) -> dict[str, np.ndarray]:
+    """Success per seed (``params`` with a seed axis) over at least ``min_episodes`` episodes each."""
+    seeds = jax.tree.leaves(params)[0].shape[0]
+    totals, i = None, 0
+    while totals is None or totals["episodes"].min() < min_episodes:
+        stats = train.evaluate(params, meth.frozen, jax.random.split(jax.random.fold_in(key, i),
+                                                                     seeds),
+                               learner=meth.learner, spec=meth.spec)
+        stats = {k: np.asarray(v, np.float64) for k, v in stats._asdict().items()}
+        totals = stats if totals is None else {k: totals[k] + stats[k] for k in stats}
+        i += 1
+    return totals
+
+
+def _seed_states(config: configs.Config, meth: Method, hyper: train.RLHyper) -> train.RLState:
+    keys = jax.random.split(jax.random.fold_in(jax.random.PRNGKey(config.seed), INIT_TAG),
+                            config.rl.rl_seeds)
+    return jax.vmap(lambda k: train.init_state(meth.init_params(k), hyper))(keys)
+
+
+def hyper_of(config: configs.Config) -> train.RLHyper:
+    r = config.rl
+    return train.RLHyper(learning_rate=r.rl_lr, clip=r.rl_clip, update_epochs=r.rl_update_epochs)
+
+
+def train_method(config: configs.Config, run_dir: RunDir, meth: Method) -> train.RLState:
+    r = config.rl
+    hyper = hyper_of(config)
+    directory = os.path.join(run_dir.phase_dir("internal_rl"), meth.name)
+    ckpt = Checkpointer(os.path.join(directory, "checkpoints"))
+    state, resumed = ckpt.restore_or(_seed_states(config, meth, hyper))
+    start = int(state.step[0])
+    if resumed:
+        print(f"[internal_rl/{meth.name}] resuming from update {start}")
+    writer = MetricsWriter(os.path.join(directory, "metrics.jsonl"), truncate_after=start)
+    keys = jax.random.split(jax.random.fold_in(jax.random.PRNGKey(config.seed), TRAIN_TAG),
+                            r.rl_seeds)
+    episodes = sum(rec["episodes"] for rec in writer.read())
+    progress = Progress(f"internal_rl/{meth.name}", r.rl_updates, unit="updates", start=start)
+    try:
+        while int(state.step[0]) < r.rl_updates:
+            num = min(r.rl_updates_per_call, r.rl_updates - int(state.step[0]))
+            step0 = int(state.step[0])
+            state, metrics = train.train_steps(state, meth.frozen, keys, learner=meth.learner,
+                                               spec=meth.spec, hyper=hyper, num_steps=num)
+            metrics = jax.tree.map(np.asarray, metrics)  # each [seeds, num]
+            for j in range(num):
+                line = {k: float(v[:, j].mean()) for k, v in metrics.items()}
+                line.update({f"success_seed{s}": float(metrics["success"][s, j])
+                             for s in range(r.rl_seeds)})
+                writer.write(step0 + j + 1, line)
+                episodes += line["episodes"]
+            progress.update(int(state.step[0]), episodes=int(episodes),
+                            success=float(metrics["success"][:, -1].mean()),
+                            env_steps_per_decision=float(metrics["steps_per_decision"].mean()))
+            ckpt.save(int(state.step[0]), state)
+    except KeyboardInterrupt:
+        ckpt.save(int(state.step[0]), state)
+        raise
+    return state
+
+
+def curve(run_dir: RunDir, name: str, seeds: int) -> dict[str, list[float]]:
+    """Success per update (mean, min, max over seeds) against cumulative episodes per seed."""
+    records = MetricsWriter(os.path.join(run_dir.phase_dir("internal_rl"), name,
+                                         "metrics.jsonl")).read()
+    per_seed = np.array([[rec[f"success_seed{s}"] for s in range(seeds)] for rec in records])
+    return {"episodes": np.cumsum([rec["episodes"] for rec in records]).tolist(),
+            "env_steps": np.cumsum([rec["env_steps"] for rec in records]).tolist(),
+            "success": per_seed.mean(1).tolist(), "success_min": per_seed.min(1).tolist(),
+            "success_max": per_seed.max(1).tolist()}
+
+
+def run(config: configs.Config, run_dir: RunDir) -> dict[str, Any]:
+    r = config.rl
+    key = jax.random.PRNGKey(config.seed)
+    figures: dict[str, Any] = {"task": r.rl_task, "seeds": r.rl_seeds, "updates": r.rl_updates}
+    curves = {}
+    for name in r.methods():
+        meth = method(config, run_dir, name)
+        hyper = hyper_of(config)
+        initial = measure(meth, _seed_states(config, meth, hyper).params,
+                          jax.random.fold_in(key, INITIAL_EVAL_TAG), r.rl_initial_episodes // r.rl_seeds)
+        initial_rate = initial["successes"].sum() / initial["episodes"].sum()
+        print(f"[internal_rl/{name}] initial success {initial_rate:.2e} over "
+              f"{int(initial['episodes'].sum())} episodes")
+        state = train_method(config, run_dir, meth)
+        final = measure(meth, state.params, jax.random.fold_in(key, FINAL_EVAL_TAG),
+                        r.rl_eval_episodes)
+        rates = final["successes"] / final["episodes"]
+        curves[name] = curve(run_dir, name, r.rl_seeds)
+        figures.update({
+            f"{name}.success_rate": float(rates.mean()),
+            f"{name}.success_rate_std": float(rates.std()),
+            f"{name}.success_rate_per_seed": rates.tolist(),
+            f"{name}.progress": float((final["progress"] / final["episodes"]).mean()),
+            f"{name}.initial_success_rate": float(initial_rate),
+            f"{name}.initial_episodes": int(initial["episodes"].sum()),
+            f"{name}.episodes": int(curves[name]["episodes"][-1]) if curves[name]["episodes"] else 0,
+            f"{name}.env_steps": int(curves[name]["env_steps"][-1]) if curves[name]["env_steps"] else 0,
+            f"{name}.env_steps_per_decision": float(final["env_steps"].sum()
+                                                    / max(final["decisions"].sum(), 1)),
+            f"{name}.curve": [[e, s] for e, s in zip(curves[name]["episodes"],
+                                                      curves[name]["success"])],
+        })
+        print(f"[internal_rl/{name}] final success {rates.mean():.4f} (seeds "
+              f"{', '.join(f'{x:.4f}' for x in rates)})")
+    plots.plot_rl_curves(curves, os.path.join(run_dir.plots_dir, "internal_rl_success.png"),
+                         title=f"task {r.rl_task}: success per update ({r.rl_seeds} seeds)")
+    return figures

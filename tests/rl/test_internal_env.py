@@ -1,0 +1,80 @@
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from hrl_internal.envs import gridworld
+from hrl_internal.models import metacontroller, transformer
+from hrl_internal.rl import internal_env
+
+
+def _z(n, dim, seed=5):
+    return jax.random.normal(jax.random.PRNGKey(seed), (n, dim))
+
+
+def test_reset_and_step_vmap_and_sum_a_span_of_ticks(frozen_setup):
+    s = frozen_setup
+    keys = jax.random.split(jax.random.PRNGKey(0), 6)
+    e, state = jax.jit(jax.vmap(internal_env.reset, in_axes=(0, None, None)),
+                       static_argnums=2)(keys, s["frozen"], s["spec"])
+    assert e.shape == (6, s["model"].d_model)
+    step = jax.jit(jax.vmap(internal_env.step, in_axes=(None, 0, 0, None)), static_argnums=3)
+    z = _z(6, s["meta"].latent_dim)
+    e2, state2, reward, done, info = step(s["frozen"], state, z, s["spec"])
+    steps = np.asarray(info["env_steps"])
+    assert np.all(steps >= 1)
+    np.testing.assert_array_equal(np.asarray(state2.env_state.time), steps)
+    # The span ends exactly at a switch (β >= threshold) or at the episode's end.
+    for i in range(6):
+        one = jax.tree.map(lambda x: x[i], state)
+        for k in range(int(steps[i])):
+            one, r, switch, tick_info = internal_env.tick(s["frozen"], one, z[i], s["spec"])
+            last = k == int(steps[i]) - 1
+            assert bool(switch | tick_info["done"]) == last
+        np.testing.assert_allclose(np.asarray(one.e), np.asarray(e2[i]), rtol=1e-5, atol=1e-5)
+    assert np.all(np.asarray(reward) >= 0)
+
+
+def test_forced_switch_spans_one_step(frozen_setup):
+    s = frozen_setup
+    _, state = internal_env.reset(jax.random.PRNGKey(3), s["frozen"], s["forced_spec"])
+    _, state, _, done, info = internal_env.step(s["frozen"], state, _z(1, 3)[0], s["forced_spec"])
+    assert int(info["env_steps"]) == 1
+
+
+def test_residual_equals_the_full_sequence_pass_with_the_codes_applied(frozen_setup):
+    """The cached, step-by-step internal env sees the same e_{t,l} as a full pass over the episode's
+    observations with the same codes applied (the edit reaches only the blocks above l)."""
+    s = frozen_setup
+    spec, frozen = s["spec"], s["frozen"]
+    _, state = internal_env.reset(jax.random.PRNGKey(4), frozen, spec)
+    codes = _z(9, 3, seed=9)  # one per step; the last step's code is applied, never ticked
+    es, env_states = [state.e], [state.env_state]
+    for t in range(8):
+        state, _, _, info = internal_env.tick(frozen, state, codes[t], spec)
+        if bool(info["done"]):
+            break
+        es.append(state.e)
+        env_states.append(state.env_state)
+    n = len(es)
+    obs = jnp.stack([gridworld.observe(st, spec.env) for st in env_states])[None]
+    a, b = jax.vmap(lambda z: metacontroller.controller_decoder(frozen.meta, z))(codes[:n])
+    edit = lambda e, t: jax.vmap(metacontroller.apply_controller)(e[0], a, b)[None]
+    _, residuals = transformer.apply(frozen.base, obs, spec.model, controller=edit, layer=1)
+    np.testing.assert_allclose(np.stack(es), residuals[0, :, 1], rtol=1e-4, atol=1e-4)
+
+
+def test_restart_begins_the_fresh_episode_as_a_reset_would(frozen_setup):
+    s = frozen_setup
+    spec, frozen = s["spec"], s["frozen"]
+    _, fresh = gridworld.reset(jax.random.PRNGKey(11), spec.env)
+    e_reset, _ = internal_env.reset(jax.random.PRNGKey(12), frozen, spec, fresh)
+    _, state = internal_env.reset(jax.random.PRNGKey(13), frozen, spec)
+    z = _z(1, 3)[0]
+    for _ in range(spec.env.max_steps):
+        state, _, switch, info = internal_env.tick(frozen, state, z, spec, jnp.array(True), fresh)
+        if bool(info["done"]):
+            break
+    assert bool(info["restart"]) and bool(switch)
+    assert int(state.env_state.time) == 0 and int(state.lower_cache.position) == 1
+    np.testing.assert_allclose(np.asarray(state.e), np.asarray(e_reset), rtol=1e-5, atol=1e-5)
+    np.testing.assert_array_equal(np.asarray(state.history), 0.0)
