@@ -1,6 +1,11 @@
-"""Shared fixtures: a tiny expert dataset and a tiny base model trained on it once per session."""
+"""Shared fixtures: a tiny expert dataset and a tiny base model trained on it once per session
+(once for all pytest-xdist workers: the first builds it, the others load it)."""
+import fcntl
+import pickle
+
 import jax
 import jax.numpy as jnp
+import numpy as np
 import pytest
 
 from hrl_internal.data import dataset, packing
@@ -11,8 +16,7 @@ from hrl_internal.training import pretrain
 TINY_STEPS = 300
 
 
-@pytest.fixture(scope="session")
-def tiny():
+def _build_tiny():
     env = gridworld.EnvParams()
     model = TransformerConfig(obs_size=env.obs_size, num_actions=4, d_model=48, num_layers=2,
                               num_heads=2, head_dim=24, mlp_dim=96, max_len=env.max_steps,
@@ -28,3 +32,20 @@ def tiny():
                                     hyper=hyper, num_steps=TINY_STEPS)
     return dict(env=env, model=model, hyper=hyper, rows=rows, test_rows=test_rows,
                 params=state.params, initial_heldout_nll=float(first_loss))
+
+
+@pytest.fixture(scope="session")
+def tiny(tmp_path_factory, worker_id):
+    if worker_id == "master":  # not under xdist
+        return _build_tiny()
+    shared = tmp_path_factory.getbasetemp().parent  # this session's, common to its workers
+    path = shared / "tiny.pkl"
+    with open(shared / "tiny.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not path.exists():
+            with open(path, "wb") as f:
+                pickle.dump(jax.tree.map(
+                    lambda x: np.asarray(x) if isinstance(x, jax.Array) else x, _build_tiny()), f)
+        with open(path, "rb") as f:
+            data = pickle.load(f)
+    return jax.tree.map(lambda x: jnp.asarray(x) if isinstance(x, np.ndarray) else x, data)

@@ -69,7 +69,7 @@ def test_alpha_trades_kl_for_nll(tiny):
     kls = []
     for alpha in (0.0, 1.0):
         _, hyper, state = _setup(tiny, alpha=alpha)
-        state, _ = _train(tiny, meta, hyper, state, 60)
+        state, _ = _train(tiny, meta, hyper, state, 40)
         metrics, _ = _eval(tiny, meta, hyper, state.params)
         kls.append(float(metrics["kl"]))
     assert kls[1] < kls[0]

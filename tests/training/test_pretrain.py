@@ -16,8 +16,8 @@ def test_training_drives_heldout_loss_well_below_its_start(tiny):
 
 def test_gradients_are_finite_and_nonzero(tiny):
     batch = pretrain.sample_batch(tiny["rows"], jax.random.PRNGKey(0), 4)
-    grads = jax.grad(lambda p: pretrain.loss_fn(p, batch, tiny["model"], tiny["env"], 0.01)[0])(
-        tiny["params"])
+    grads = jax.jit(jax.grad(lambda p: pretrain.loss_fn(p, batch, tiny["model"], tiny["env"],
+                                                        0.01)[0]))(tiny["params"])
     leaves = jax.tree.leaves(grads)
     assert all(np.all(np.isfinite(g)) for g in leaves)
     assert sum(float(jnp.abs(g).sum()) for g in leaves) > 0
