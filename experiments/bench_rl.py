@@ -74,9 +74,9 @@ def main(argv):
                       else base)
             module = train.LEARNERS[learner]
             roll = jax.jit(lambda p, k: module.rollout(p, fz, k, spec)[1])
-            stats = roll(params, jax.random.PRNGKey(6))
             compile_s, seconds = time_call(roll, params, jax.random.PRNGKey(6),
                                            repeats=FLAGS.repeats)
+            stats = roll(params, jax.random.PRNGKey(6))  # compiled: the episodes just timed
             ticks = n * spec.num_ticks
             out.append({"row": f"{name}_rollout", "batch": n, "unit": "env steps/s",
                         "per_s": float(stats.env_steps) / seconds, "ticks_per_s": ticks / seconds,
