@@ -7,16 +7,12 @@ Model sizes come from ``--preset`` (``paper`` = Table A16). Each row is timed af
 """
 from __future__ import annotations
 
-import json
-import os
-import platform
-
 import jax
 import jax.numpy as jnp
 from absl import app, flags, logging
 
 from experiments import configs
-from experiments.timing import time_call
+from experiments.timing import device_info, time_call, write_report
 from hrl_internal.analysis import rollout
 from hrl_internal.data import dataset, packing
 from hrl_internal.training import pretrain
@@ -57,24 +53,11 @@ def main(argv):
         out.append({"row": "cached_rollout", "batch": n,
                     "per_s": n * env.max_steps / seconds, "unit": "env steps/s",
                     "compile_s": compile_s, "seconds": seconds})
-    device = jax.devices()[0]
-    report = {"device": f"{device.platform}: {device.device_kind}", "cpu_count": os.cpu_count(),
-              "machine": platform.machine(), "jax_version": jax.__version__,
-              "preset": FLAGS.preset, "model": model.__dict__, "rows": out,
+    report = {**device_info(), "preset": FLAGS.preset, "model": model.__dict__, "rows": out,
               "note": "tokens = packed slots (batch x max_steps); real_steps_per_s excludes "
                       f"padding ({fill:.0%} of slots are real)."}
-    print(f"device {report['device']}, {os.cpu_count()} cores, jax {jax.__version__}, "
-          f"preset {FLAGS.preset} (d={model.d_model}, layers={model.num_layers})")
-    print(f"{'row':<16}{'batch':>7}{'per second':>14}  {'unit':<13}{'compile s':>10}")
-    for r in out:
-        print(f"{r['row']:<16}{r['batch']:>7}{r['per_s']:>14,.0f}  {r['unit']:<13}"
-              f"{r['compile_s']:>10.2f}")
-    path = FLAGS.out or f"experiments/results/bench_model_{FLAGS.preset}.json"
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    with open(path, "w") as f:
-        json.dump(report, f, indent=2)
-    print(f"wrote {path}")
-
+    write_report(report, FLAGS.out or f"experiments/results/bench_model_{FLAGS.preset}.json",
+                 f"preset {FLAGS.preset} (d={model.d_model}, layers={model.num_layers})")
 
 if __name__ == "__main__":
     app.run(main)

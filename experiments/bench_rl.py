@@ -10,16 +10,12 @@ steps of running episodes; ticks count every slot-step the batch computed.
 from __future__ import annotations
 
 import dataclasses
-import json
-import os
-import platform
-
 import jax
 import jax.numpy as jnp
 from absl import app, flags, logging
 
 from experiments import configs
-from experiments.timing import time_call
+from experiments.timing import device_info, time_call, write_report
 from hrl_internal.data import dataset, packing
 from hrl_internal.models import metacontroller, transformer
 from hrl_internal.rl import internal_env, internal_rl, policy, raw_action, train
@@ -92,22 +88,10 @@ def main(argv):
                 compile_s, seconds = time_call(upd, repeats=FLAGS.repeats)
                 out.append({"row": f"{name}_update", "batch": n, "unit": "updates/s",
                             "per_s": 1.0 / seconds, "compile_s": compile_s})
-    device = jax.devices()[0]
-    report = {"device": f"{device.platform}: {device.device_kind}", "cpu_count": os.cpu_count(),
-              "machine": platform.machine(), "jax_version": jax.__version__,
-              "preset": FLAGS.preset, "start_ticks": FLAGS.start_ticks, "rows": out}
-    print(f"device {report['device']}, {os.cpu_count()} cores, jax {jax.__version__}, "
-          f"preset {FLAGS.preset}")
-    print(f"{'row':<24}{'batch':>7}{'per second':>14}  {'unit':<13}{'compile s':>10}")
-    for row in out:
-        print(f"{row['row']:<24}{row['batch']:>7}{row['per_s']:>14,.1f}  {row['unit']:<13}"
-              f"{row['compile_s']:>10.2f}")
-    path = FLAGS.out or f"experiments/results/bench_rl_{FLAGS.preset}.json"
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    with open(path, "w") as f:
-        json.dump(report, f, indent=2)
-    print(f"wrote {path}")
-
+    report = {**device_info(), "preset": FLAGS.preset, "start_ticks": FLAGS.start_ticks,
+              "rows": out}
+    write_report(report, FLAGS.out or f"experiments/results/bench_rl_{FLAGS.preset}.json",
+                 f"preset {FLAGS.preset}")
 
 if __name__ == "__main__":
     app.run(main)

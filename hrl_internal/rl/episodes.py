@@ -92,6 +92,16 @@ def record(slots: Slots, reward: jax.Array, done: jax.Array, success: jax.Array,
                  ended & success, jnp.where(ended, progress, 0))
 
 
+def scan_until_drained(live, carry, inputs, running):
+    """``lax.scan(live, carry, inputs)``, where ticks after every slot has drained
+    (``running(carry)`` all False) cost nothing: a real branch that emits zeros."""
+    def idle(carry, x):
+        return carry, jax.tree.map(jnp.zeros_like, jax.eval_shape(live, carry, x)[1])
+
+    return jax.lax.scan(
+        lambda c, x: jax.lax.cond(jnp.any(running(c)), live, idle, c, x), carry, inputs)
+
+
 def advantages(ticks: Ticks, num_episodes: int) -> tuple[jax.Array, Stats]:
     """Per-tick advantage ``[T, S]`` (the batch-normalised return of its episode) and totals."""
     ids = ticks.episode.reshape(-1)

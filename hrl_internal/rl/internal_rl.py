@@ -77,17 +77,11 @@ def rollout(params: Any, frozen: Frozen, key: jax.Array, spec: InternalRLSpec,
         slots = episodes.advance(slots, info["done"], info["restart"])
         return (states, h, switch, slots), (rec, e_t, z, log_prob, decide)
 
-    def body(carry, inputs):
-        # Once every slot has drained the remaining ticks cost nothing (a real branch).
-        return jax.lax.cond(jnp.any(carry[3].running), live, idle, carry, inputs)
-
-    def idle(carry, inputs):
-        return carry, jax.tree.map(jnp.zeros_like, jax.eval_shape(live, carry, inputs)[1])
-
     carry = (states, jnp.zeros((S, pol.width)), jnp.ones((S,), bool), episodes.start(S))
     ticks = jnp.arange(spec.num_ticks)
-    _, (rec, e_seq, z, log_prob, decide) = jax.lax.scan(
-        body, carry, (ticks, jax.random.split(policy_key, spec.num_ticks)))
+    _, (rec, e_seq, z, log_prob, decide) = episodes.scan_until_drained(
+        live, carry, (ticks, jax.random.split(policy_key, spec.num_ticks)),
+        lambda c: c[3].running)
     advantage, stats = episodes.advantages(rec, S * E)
     stats = stats._replace(decisions=jnp.sum(decide))
     return Batch(e_seq, z, log_prob, decide, rec.first, advantage), stats

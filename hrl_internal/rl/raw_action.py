@@ -88,15 +88,10 @@ def rollout(params: Any, frozen: Any, key: jax.Array, spec: RawActionSpec,
         slots = episodes.advance(slots, done, restart)
         return (states, slots), (rec, obs, action, jnp.where(rec.active, log_prob, 0.0))
 
-    def idle(carry, inputs):
-        return carry, jax.tree.map(jnp.zeros_like, jax.eval_shape(live, carry, inputs)[1])
-
-    def body(carry, inputs):
-        return jax.lax.cond(jnp.any(carry[1].running), live, idle, carry, inputs)
-
-    _, (rec, obs, action, log_prob) = jax.lax.scan(
-        body, (states, episodes.start(S)),
-        (jnp.arange(spec.num_ticks), jax.random.split(act_key, spec.num_ticks)))
+    _, (rec, obs, action, log_prob) = episodes.scan_until_drained(
+        live, (states, episodes.start(S)),
+        (jnp.arange(spec.num_ticks), jax.random.split(act_key, spec.num_ticks)),
+        lambda c: c[1].running)
     advantage, stats = episodes.advantages(rec, S * E)
     stats = stats._replace(decisions=jnp.sum(rec.active))
     # Idle ticks get ids of their own, so they never share an attention segment with an episode.

@@ -16,6 +16,7 @@ import jax.numpy as jnp
 import optax
 
 from hrl_internal.rl import episodes, internal_rl, raw_action
+from hrl_internal.training.pretrain import clipped_adamw
 
 # How a method acts: on codes through the internal env, or on the base model's own actions.
 LEARNERS = {"codes": internal_rl, "actions": raw_action}
@@ -37,10 +38,7 @@ class RLState(NamedTuple):
 
 
 def optimizer(hyper: RLHyper) -> optax.GradientTransformation:
-    adamw = optax.adamw(hyper.learning_rate, weight_decay=hyper.weight_decay)
-    if hyper.grad_clip > 0:
-        return optax.chain(optax.clip_by_global_norm(hyper.grad_clip), adamw)
-    return adamw
+    return clipped_adamw(hyper.learning_rate, hyper.weight_decay, hyper.grad_clip)
 
 
 def init_state(params: Any, hyper: RLHyper) -> RLState:

@@ -22,7 +22,7 @@ from hrl_internal.envs.gridworld import EnvParams
 from hrl_internal.models import metacontroller, transformer
 from hrl_internal.models.metacontroller import MetacontrollerConfig
 from hrl_internal.models.transformer import TransformerConfig
-from hrl_internal.training.pretrain import action_losses, masked_mean, sample_batch
+from hrl_internal.training.pretrain import action_losses, clipped_adamw, masked_mean, sample_batch
 
 VARIANTS = ("standard", "forced_switch", "cotrain")
 
@@ -54,10 +54,7 @@ class Forward(NamedTuple):
 
 
 def optimizer(hyper: MetaHyper) -> optax.GradientTransformation:
-    adamw = optax.adamw(hyper.learning_rate, weight_decay=hyper.weight_decay)
-    if hyper.grad_clip > 0:
-        return optax.chain(optax.clip_by_global_norm(hyper.grad_clip), adamw)
-    return adamw
+    return clipped_adamw(hyper.learning_rate, hyper.weight_decay, hyper.grad_clip)
 
 
 def module_config(meta: MetacontrollerConfig, hyper: MetaHyper) -> MetacontrollerConfig:

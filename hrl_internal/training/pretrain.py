@@ -36,12 +36,18 @@ class TrainState(NamedTuple):
     step: jax.Array  # [] int32
 
 
-def optimizer(hyper: PretrainHyper) -> optax.GradientTransformation:
-    """AdamW with a constant learning rate, β = (0.9, 0.999) (Table A16)."""
-    adamw = optax.adamw(hyper.learning_rate, b1=0.9, b2=0.999, weight_decay=hyper.weight_decay)
-    if hyper.grad_clip > 0:
-        return optax.chain(optax.clip_by_global_norm(hyper.grad_clip), adamw)
+def clipped_adamw(learning_rate: float, weight_decay: float, grad_clip: float
+                  ) -> optax.GradientTransformation:
+    """AdamW with a constant learning rate, β = (0.9, 0.999) (Table A16), after a global-norm
+    clip (``grad_clip`` 0: none). Every phase's optimiser."""
+    adamw = optax.adamw(learning_rate, b1=0.9, b2=0.999, weight_decay=weight_decay)
+    if grad_clip > 0:
+        return optax.chain(optax.clip_by_global_norm(grad_clip), adamw)
     return adamw
+
+
+def optimizer(hyper: PretrainHyper) -> optax.GradientTransformation:
+    return clipped_adamw(hyper.learning_rate, hyper.weight_decay, hyper.grad_clip)
 
 
 def init_state(key: jax.Array, model: TransformerConfig, hyper: PretrainHyper) -> TrainState:
