@@ -11,6 +11,7 @@ from typing import Any
 from hrl_internal.envs import gridworld
 from hrl_internal.models import transformer
 from hrl_internal.models import metacontroller
+from hrl_internal.training import guards
 from hrl_internal.training import metacontroller as meta_training
 from hrl_internal.training import pretrain
 
@@ -106,11 +107,11 @@ class PretrainConfig:
     rollout_episodes: int = _help("episodes of the model acting alone, for its success rate",
                                   default=1024)
 
-    def hyper(self) -> pretrain.PretrainHyper:
+    def hyper(self, skip_nonfinite: bool = False) -> pretrain.PretrainHyper:
         return pretrain.PretrainHyper(
             batch_size=self.batch_size, learning_rate=self.pretrain_lr,
             weight_decay=self.pretrain_wd, obs_loss_weight=self.obs_loss_weight,
-            grad_clip=self.grad_clip)
+            grad_clip=self.grad_clip, skip_nonfinite=skip_nonfinite)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -174,10 +175,12 @@ class MetaConfig:
             decoder_hidden=self.decoder_hidden, rank=self.controller_rank,
             switch_hidden=self.switch_hidden)
 
-    def hyper(self, alpha: float, variant: str) -> meta_training.MetaHyper:
+    def hyper(self, alpha: float, variant: str, skip_nonfinite: bool = False
+              ) -> meta_training.MetaHyper:
         return meta_training.MetaHyper(batch_size=self.meta_batch_size, learning_rate=self.meta_lr,
                                        weight_decay=self.meta_wd, alpha=alpha, variant=variant,
-                                       alpha_warmup=self.alpha_warmup)
+                                       alpha_warmup=self.alpha_warmup,
+                                       skip_nonfinite=skip_nonfinite)
 
 
 RL_METHODS = ("internal_rl", "raw_action_rl", "forced_switch", "cotrain")
@@ -218,6 +221,9 @@ class Config:
 
     env: str = _help(f"environment, one of {', '.join(ENVS)}", default="gridworld")
     seed: int = _help("master random seed; every phase derives its keys from it", default=0)
+    on_nonfinite: str = _help("a NaN/Inf loss or gradient in training: 'stop' (exit naming the "
+                              "phase and update, keeping the last checkpoint) or 'skip' (drop "
+                              "that update and go on)", default="stop")
     gridworld: GridworldConfig = dataclasses.field(default_factory=GridworldConfig)
     data: DataConfig = dataclasses.field(default_factory=DataConfig)
     model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
@@ -225,6 +231,10 @@ class Config:
     analysis: AnalysisConfig = dataclasses.field(default_factory=AnalysisConfig)
     meta: MetaConfig = dataclasses.field(default_factory=MetaConfig)
     rl: RLConfig = dataclasses.field(default_factory=RLConfig)
+
+    @property
+    def skip_nonfinite(self) -> bool:
+        return self.on_nonfinite == "skip"
 
 
 SECTIONS = ("gridworld", "data", "model", "pretrain", "analysis", "meta", "rl")
@@ -306,6 +316,9 @@ def validate(config: Config) -> None:
     """Raises ConfigError naming the first field whose value is not allowed."""
     if config.env not in ENVS:
         raise ConfigError("env", f"unknown env {config.env!r}; allowed: {', '.join(ENVS)}")
+    if config.on_nonfinite not in guards.ON_NONFINITE:
+        raise ConfigError("on_nonfinite", f"unknown value {config.on_nonfinite!r}; allowed: "
+                          f"{', '.join(guards.ON_NONFINITE)}")
     values = leaf_fields(config)
     for name, value in values.items():
         if isinstance(value, bool):

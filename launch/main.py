@@ -12,6 +12,8 @@ import time
 from absl import app, flags, logging
 
 from experiments import configs
+from hrl_internal.data import dataset
+from hrl_internal.training import guards
 from launch import flags as launch_flags
 from launch import rundir
 from launch.phases import PHASES
@@ -20,6 +22,7 @@ FLAGS = flags.FLAGS
 launch_flags.define_flags(FLAGS)
 
 EXIT_BAD_INPUT = 2
+EXIT_FAULT = 1  # a fault found mid-run (NaN/Inf, damaged data): one line, nothing half-written
 
 
 class UsageError(Exception):
@@ -89,6 +92,13 @@ def main(argv: list[str]) -> None:
             print(f"\n[{phase}] interrupted; progress up to the last checkpoint is saved. "
                   "Rerun the same command to resume.", file=sys.stderr)
             sys.exit(130)
+        except guards.NonFiniteError as e:
+            print(f"error: {e}", file=sys.stderr)
+            sys.exit(EXIT_FAULT)
+        except dataset.DatasetError as e:
+            print(f"error: [{phase}] {e}; regenerate it with --phases=data --force",
+                  file=sys.stderr)
+            sys.exit(EXIT_FAULT)
         figures[f"{phase}_seconds"] = time.perf_counter() - start
         run.merge_results(phase, figures)
         run.mark_done(phase, figures)

@@ -1,7 +1,20 @@
 """Shared fixtures: a tiny expert dataset and a tiny base model trained on it once per session
 (once for all pytest-xdist workers: the first builds it, the others load it)."""
 import fcntl
+import os
 import pickle
+
+# The suite is bound by XLA compilation: one persistent compilation cache lets both pytest-xdist
+# workers and every launcher subprocess reuse what any of them compiled. Set before jax is
+# imported (subprocesses inherit the environment).
+os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", os.path.join(
+    os.path.dirname(os.path.dirname(os.path.abspath(__file__))), ".pytest_cache", "jax_cache"))
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "-1")
+# Tests run small programs once: LLVM's expensive optimisation passes cost more compile time than
+# they save run time (about a third off a cold launcher run). Same semantics, same checks.
+os.environ.setdefault("XLA_FLAGS", "--xla_backend_optimization_level=0 "
+                                   "--xla_llvm_disable_expensive_passes=true")
 
 import jax
 import jax.numpy as jnp

@@ -39,7 +39,7 @@ def init(key: jax.Array, config: PolicyConfig) -> Params:
     return {"lru": rglru.init(key, config.d_model, config.lru),
             "mean": {"w": jnp.zeros((config.width, config.latent_dim)),
                      "b": jnp.zeros((config.latent_dim,))},
-            "log_std": jnp.full((config.latent_dim,), config.init_log_std)}
+            "log_std": jnp.full((config.latent_dim,), config.init_log_std, jnp.float32)}
 
 
 def initial_state(config: PolicyConfig) -> jax.Array:

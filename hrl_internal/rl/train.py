@@ -16,6 +16,7 @@ import jax.numpy as jnp
 import optax
 
 from hrl_internal.rl import episodes, internal_rl, raw_action
+from hrl_internal.training import guards
 from hrl_internal.training.pretrain import clipped_adamw
 
 # How a method acts: on codes through the internal env, or on the base model's own actions.
@@ -29,6 +30,7 @@ class RLHyper:
     clip: float = 0.2
     update_epochs: int = 2
     grad_clip: float = 1.0
+    skip_nonfinite: bool = False  # skip updates whose gradient is NaN/Inf (else the loop stops)
 
 
 class RLState(NamedTuple):
@@ -38,7 +40,8 @@ class RLState(NamedTuple):
 
 
 def optimizer(hyper: RLHyper) -> optax.GradientTransformation:
-    return clipped_adamw(hyper.learning_rate, hyper.weight_decay, hyper.grad_clip)
+    return clipped_adamw(hyper.learning_rate, hyper.weight_decay, hyper.grad_clip,
+                         hyper.skip_nonfinite)
 
 
 def init_state(params: Any, hyper: RLHyper) -> RLState:
@@ -62,7 +65,9 @@ def update(state: RLState, frozen: Any, key: jax.Array, *, learner: str, spec: A
 
     (params, opt_state), metrics = jax.lax.scan(epoch, (state.params, state.opt_state), None,
                                                 length=hyper.update_epochs)
+    nonfinite = jnp.max(guards.step_flags(metrics["loss"], metrics["grad_norm"]))
     metrics = {k: v[-1] for k, v in metrics.items()}
+    metrics["nonfinite"] = nonfinite
     metrics.update(episode_metrics(stats))
     return RLState(params, opt_state, state.step + 1), metrics
 

@@ -22,6 +22,7 @@ from hrl_internal.envs.gridworld import EnvParams
 from hrl_internal.models import metacontroller, transformer
 from hrl_internal.models.metacontroller import MetacontrollerConfig
 from hrl_internal.models.transformer import TransformerConfig
+from hrl_internal.training import guards
 from hrl_internal.training.pretrain import action_losses, clipped_adamw, masked_mean, sample_batch
 
 VARIANTS = ("standard", "forced_switch", "cotrain")
@@ -38,6 +39,7 @@ class MetaHyper:
     alpha_warmup: int = 0
     grad_clip: float = 1.0
     variant: str = "standard"
+    skip_nonfinite: bool = False  # skip updates whose gradient is NaN/Inf (else the loop stops)
 
 
 class MetaState(NamedTuple):
@@ -54,7 +56,8 @@ class Forward(NamedTuple):
 
 
 def optimizer(hyper: MetaHyper) -> optax.GradientTransformation:
-    return clipped_adamw(hyper.learning_rate, hyper.weight_decay, hyper.grad_clip)
+    return clipped_adamw(hyper.learning_rate, hyper.weight_decay, hyper.grad_clip,
+                         hyper.skip_nonfinite)
 
 
 def module_config(meta: MetacontrollerConfig, hyper: MetaHyper) -> MetacontrollerConfig:
@@ -151,11 +154,13 @@ def train_steps(state: MetaState, base: Any, data: packing.PackedRows, key: jax.
                                       alpha=alpha_at(state.step, hyper))
         updates, opt_state = opt.update(grads, state.opt_state, state.params)
         metrics["grad_norm"] = optax.tree.norm(grads)
+        metrics["nonfinite"] = guards.step_flags(metrics["loss"], metrics["grad_norm"])
         return MetaState(optax.apply_updates(state.params, updates), opt_state,
                          state.step + 1), metrics
 
+    first_step = state.step
     state, metrics = jax.lax.scan(update, state, None, length=num_steps)
-    return state, jax.tree.map(jnp.mean, metrics)
+    return state, guards.summarise(metrics, first_step)
 
 
 @functools.partial(jax.jit, static_argnames=("model", "meta", "env", "layer", "hyper"))

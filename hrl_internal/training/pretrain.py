@@ -19,6 +19,7 @@ from hrl_internal.data import packing
 from hrl_internal.envs.gridworld import EnvParams
 from hrl_internal.models import transformer
 from hrl_internal.models.transformer import TransformerConfig
+from hrl_internal.training import guards
 
 
 @dataclasses.dataclass(frozen=True)
@@ -28,6 +29,7 @@ class PretrainHyper:
     weight_decay: float = 0.03
     obs_loss_weight: float = 0.01  # λ
     grad_clip: float = 1.0  # global-norm clip; 0 disables
+    skip_nonfinite: bool = False  # skip updates whose gradient is NaN/Inf (else the loop stops)
 
 
 class TrainState(NamedTuple):
@@ -36,18 +38,25 @@ class TrainState(NamedTuple):
     step: jax.Array  # [] int32
 
 
-def clipped_adamw(learning_rate: float, weight_decay: float, grad_clip: float
-                  ) -> optax.GradientTransformation:
+def clipped_adamw(learning_rate: float, weight_decay: float, grad_clip: float,
+                  skip_nonfinite: bool = False) -> optax.GradientTransformation:
     """AdamW with a constant learning rate, β = (0.9, 0.999) (Table A16), after a global-norm
-    clip (``grad_clip`` 0: none). Every phase's optimiser."""
-    adamw = optax.adamw(learning_rate, b1=0.9, b2=0.999, weight_decay=weight_decay)
+    clip (``grad_clip`` 0: none). Every phase's optimiser.
+
+    ``skip_nonfinite``: an update whose gradient holds a NaN/Inf changes nothing (params and
+    moments stay as they were) instead of poisoning the run.
+    """
+    opt = optax.adamw(learning_rate, b1=0.9, b2=0.999, weight_decay=weight_decay)
     if grad_clip > 0:
-        return optax.chain(optax.clip_by_global_norm(grad_clip), adamw)
-    return adamw
+        opt = optax.chain(optax.clip_by_global_norm(grad_clip), opt)
+    if skip_nonfinite:
+        opt = optax.apply_if_finite(opt, max_consecutive_errors=guards.MAX_CONSECUTIVE_SKIPS)
+    return opt
 
 
 def optimizer(hyper: PretrainHyper) -> optax.GradientTransformation:
-    return clipped_adamw(hyper.learning_rate, hyper.weight_decay, hyper.grad_clip)
+    return clipped_adamw(hyper.learning_rate, hyper.weight_decay, hyper.grad_clip,
+                         hyper.skip_nonfinite)
 
 
 def init_state(key: jax.Array, model: TransformerConfig, hyper: PretrainHyper) -> TrainState:
@@ -105,7 +114,8 @@ def sample_batch(rows: packing.PackedRows, key: jax.Array, batch_size: int) -> p
 def train_steps(state: TrainState, data: packing.PackedRows, key: jax.Array, *,
                 model: TransformerConfig, env: EnvParams, hyper: PretrainHyper,
                 num_steps: int) -> tuple[TrainState, dict[str, jax.Array]]:
-    """``num_steps`` AdamW updates as one ``lax.scan``; metrics are averaged over them.
+    """``num_steps`` AdamW updates as one ``lax.scan``; metrics are averaged over them, with
+    ``nonfinite_steps`` / ``first_nonfinite_step`` for ``guards.check``.
 
     Step ``s`` draws its batch with ``fold_in(key, s)``: the run is a function of ``key`` alone.
     """
@@ -118,10 +128,12 @@ def train_steps(state: TrainState, data: packing.PackedRows, key: jax.Array, *,
         updates, opt_state = opt.update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
         metrics["grad_norm"] = optax.tree.norm(grads)
+        metrics["nonfinite"] = guards.step_flags(metrics["loss"], metrics["grad_norm"])
         return TrainState(params, opt_state, state.step + 1), metrics
 
+    first_step = state.step
     state, metrics = jax.lax.scan(update, state, None, length=num_steps)
-    return state, jax.tree.map(jnp.mean, metrics)
+    return state, guards.summarise(metrics, first_step)
 
 
 @functools.partial(jax.jit, static_argnames=("model", "env"))

@@ -21,6 +21,7 @@ from experiments import configs
 from hrl_internal.analysis import plots
 from hrl_internal.rl import internal_env, internal_rl, policy, raw_action, train
 from hrl_internal.training import metacontroller as meta_training
+from hrl_internal.training import guards
 from hrl_internal.training.checkpoint import Checkpointer
 from hrl_internal.utils.metrics import MetricsWriter
 from hrl_internal.utils.progress import Progress
@@ -92,7 +93,8 @@ def _seed_states(config: configs.Config, meth: Method, hyper: train.RLHyper) -> 
 
 def hyper_of(config: configs.Config) -> train.RLHyper:
     r = config.rl
-    return train.RLHyper(learning_rate=r.rl_lr, clip=r.rl_clip, update_epochs=r.rl_update_epochs)
+    return train.RLHyper(learning_rate=r.rl_lr, clip=r.rl_clip, update_epochs=r.rl_update_epochs,
+                         skip_nonfinite=config.skip_nonfinite)
 
 
 def train_method(config: configs.Config, run_dir: RunDir, meth: Method) -> train.RLState:
@@ -109,6 +111,7 @@ def train_method(config: configs.Config, run_dir: RunDir, meth: Method) -> train
                             r.rl_seeds)
     episodes = sum(rec["episodes"] for rec in writer.read())
     progress = Progress(f"internal_rl/{meth.name}", r.rl_updates, unit="updates", start=start)
+    logged = state
     try:
         while int(state.step[0]) < r.rl_updates:
             num = min(r.rl_updates_per_call, r.rl_updates - int(state.step[0]))
@@ -116,6 +119,10 @@ def train_method(config: configs.Config, run_dir: RunDir, meth: Method) -> train
             state, metrics = train.train_steps(state, meth.frozen, keys, learner=meth.learner,
                                                spec=meth.spec, hyper=hyper, num_steps=num)
             metrics = jax.tree.map(np.asarray, metrics)  # each [seeds, num]
+            bad = metrics["nonfinite"] > 0
+            guards.check({"nonfinite_steps": bad.sum(),
+                          "first_nonfinite_step": step0 + bad.any(0).argmax() if bad.any() else -1},
+                         f"internal_rl/{meth.name}", config.on_nonfinite)
             for j in range(num):
                 line = {k: float(v[:, j].mean()) for k, v in metrics.items()}
                 line.update({f"success_seed{s}": float(metrics["success"][s, j])
@@ -125,9 +132,10 @@ def train_method(config: configs.Config, run_dir: RunDir, meth: Method) -> train
             progress.update(int(state.step[0]), episodes=int(episodes),
                             success=float(metrics["success"][:, -1].mean()),
                             env_steps_per_decision=float(metrics["steps_per_decision"].mean()))
+            logged = state
             ckpt.save(int(state.step[0]), state)
     except KeyboardInterrupt:
-        ckpt.save(int(state.step[0]), state)
+        ckpt.save(int(logged.step[0]), logged)  # the last state whose metrics lines are written
         raise
     return state
 

@@ -20,6 +20,7 @@ from hrl_internal.analysis import latent_codes, plots, switching
 from hrl_internal.data import packing
 from hrl_internal.rl import internal_env, internal_rl, policy
 from hrl_internal.training import metacontroller as meta_training
+from hrl_internal.training import guards
 from hrl_internal.training.checkpoint import Checkpointer
 from hrl_internal.utils.metrics import MetricsWriter
 from hrl_internal.utils.progress import Progress
@@ -47,7 +48,8 @@ def template(config: configs.Config, variant: str, alpha: float) -> meta_trainin
     model = config.model.transformer(env)
     return meta_training.init_state(
         jax.random.fold_in(jax.random.PRNGKey(config.seed), INIT_TAG),
-        config.meta.module(model.d_model), model, config.meta.hyper(alpha, variant))
+        config.meta.module(model.d_model), model,
+        config.meta.hyper(alpha, variant, config.skip_nonfinite))
 
 
 def load(run_dir: RunDir, config: configs.Config, variant: str | None = None,
@@ -63,7 +65,7 @@ def train_one(config: configs.Config, run_dir: RunDir, base: Any, rows: packing.
     env = config.gridworld.env_params("pretrain")
     model = config.model.transformer(env)
     m, p = config.meta, config.pretrain
-    hyper = m.hyper(alpha, variant)
+    hyper = m.hyper(alpha, variant, config.skip_nonfinite)
     module = m.module(model.d_model)
     ckpt = checkpointer(run_dir, variant, alpha)
     state, resumed = ckpt.restore_or(template(config, variant, alpha))
@@ -75,21 +77,24 @@ def train_one(config: configs.Config, run_dir: RunDir, base: Any, rows: packing.
                                         "metrics.jsonl"), truncate_after=start)
     key = jax.random.fold_in(jax.random.PRNGKey(config.seed), BATCH_TAG)
     progress = Progress(f"metacontroller/{name}", m.meta_steps, unit="steps", start=start)
+    logged = state
     try:
         while int(state.step) < m.meta_steps:
             num = min(p.steps_per_call, m.meta_steps - int(state.step))
             state, metrics = meta_training.train_steps(
                 state, base, rows, key, model=model, meta=module, env=env, layer=m.layer,
                 hyper=hyper, num_steps=num)
+            guards.check(metrics, f"metacontroller/{name}", config.on_nonfinite)
             step = int(state.step)
-            line = {k: float(v) for k, v in metrics.items()}
+            line = {k: float(v) for k, v in metrics.items() if k != "first_nonfinite_step"}
             writer.write(step, line)
             progress.update(step, nll=line["action_nll"], kl=line["kl"],
                             beta=line["beta_mean"])
+            logged = state
             if step % p.checkpoint_every == 0 or step == m.meta_steps:
                 ckpt.save(step, state)
     except KeyboardInterrupt:
-        ckpt.save(int(state.step), state)
+        ckpt.save(int(logged.step), logged)  # the last state whose metrics line is written
         raise
     return state
 

@@ -17,7 +17,7 @@ import numpy as np
 from experiments import configs
 from hrl_internal.analysis import bayes, plots, rollout
 from hrl_internal.data import dataset, packing
-from hrl_internal.training import pretrain
+from hrl_internal.training import guards, pretrain
 from hrl_internal.training.checkpoint import Checkpointer
 from hrl_internal.utils.metrics import MetricsWriter
 from hrl_internal.utils.progress import Progress
@@ -42,7 +42,8 @@ def load_params(run: RunDir, config: configs.Config) -> Any:
     """The trained base model's parameters (the latest pretrain checkpoint)."""
     env = config.gridworld.env_params("pretrain")
     model = config.model.transformer(env)
-    template = pretrain.init_state(jax.random.PRNGKey(0), model, config.pretrain.hyper())
+    template = pretrain.init_state(jax.random.PRNGKey(0), model,
+                                   config.pretrain.hyper(config.skip_nonfinite))
     return checkpointer(run).restore(template).params
 
 
@@ -83,7 +84,7 @@ def run(config: configs.Config, run_dir: RunDir) -> dict[str, Any]:
     env = config.gridworld.env_params("pretrain")
     model = config.model.transformer(env)
     p = config.pretrain
-    hyper = p.hyper()
+    hyper = p.hyper(config.skip_nonfinite)
     train_rows = jax.tree.map(jnp.asarray, packing.pack(load_split(run_dir, config, "train"), env))
     eval_episodes = load_split(run_dir, config, "eval")
     eval_rows = packing.pack(eval_episodes, env)
@@ -103,23 +104,27 @@ def run(config: configs.Config, run_dir: RunDir) -> dict[str, Any]:
                            truncate_after=start_step)
     progress = Progress("pretrain", p.pretrain_steps, unit="steps", start=start_step,
                         also_per_s={"tokens": p.batch_size * env.max_steps})
+    logged = state
     try:
         while int(state.step) < p.pretrain_steps:
             num = min(p.steps_per_call, p.pretrain_steps - int(state.step))
             state, metrics = pretrain.train_steps(state, train_rows, batch_key, model=model,
                                                   env=env, hyper=hyper, num_steps=num)
+            guards.check(metrics, "pretrain", config.on_nonfinite)
             step = int(state.step)
             held = pretrain.evaluate(state.params, probe_rows, model=model, env=env)
-            line = {k: float(v) for k, v in metrics.items()}
+            line = {k: float(v) for k, v in metrics.items() if k != "first_nonfinite_step"}
             line.update(heldout_action_nll=float(held["action_nll"]),
                         heldout_action_accuracy=float(held["action_accuracy"]))
             writer.write(step, line)
             progress.update(step, loss=line["loss"], acc=line["action_accuracy"],
                             heldout_acc=line["heldout_action_accuracy"])
+            logged = state
             if step % p.checkpoint_every == 0 or step == p.pretrain_steps:
                 ckpt.save(step, state)
     except KeyboardInterrupt:
-        ckpt.save(int(state.step), state)  # the launcher then says how to resume
+        # The last state whose metrics line is written (the launcher then says how to resume).
+        ckpt.save(int(logged.step), logged)
         raise
 
     final = evaluate_rows(state.params, eval_rows, model, env)

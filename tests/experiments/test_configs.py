@@ -45,3 +45,74 @@ def test_validate_names_the_field(overrides, field):
 def test_configs_are_frozen():
     with pytest.raises(dataclasses.FrozenInstanceError):
         configs.Config().seed = 3
+
+
+# Random configs at the validator: every accepted one runs a step, every rejected one names a field.
+_CANDIDATES = {
+    "grid_size": [0, 3, 5, 7, 40], "num_objects": [0, 4, 8, 9], "num_walls": [-1, 0, 4],
+    "max_steps": [0, 8, 100], "d_model": [0, 16, 32], "num_layers": [0, 1, 2, 3],
+    "num_heads": [0, 1, 2], "head_dim": [0, 8], "mlp_dim": [-3, 16], "layer": [-1, 0, 1, 2, 5],
+    "alpha": ["0.1", "-1", "x", "0,0.5", ""], "steer_layers": ["all", "1", "0,7", "a"],
+    "rl_task": ["0-1-2-3", "0-1-2", "9-9", "posttrain", "bogus"], "rl_max_steps": [1, 8, 200],
+    "epsilon": [-0.5, 0.0, 0.2, 2.0], "pretrain_lr": [0.0, 1e-3, -1.0],
+    "on_nonfinite": ["stop", "skip", "ignore"], "beta_threshold": [0.0, 0.5, 1.5],
+    "steps_per_call": [0, 7, 10], "controller_rank": [0, 4], "latent_dim": [0, 4],
+    "metacontroller_variant": ["standard", "cotrain,standard", "magic"],
+    "rl_methods": ["internal_rl", "forced_switch", "raw_action_rl,raw_action_rl"],
+}
+
+
+def _one_step(config):
+    """Env reset/step, base model init, a loss and its gradient with a controller at ``layer``."""
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+
+    from hrl_internal.envs import gridworld
+    from hrl_internal.models import intervention, transformer
+    from hrl_internal.training import pretrain
+
+    env = config.gridworld.env_params("pretrain")
+    obs, state = jax.vmap(gridworld.reset, in_axes=(0, None))(
+        jax.random.split(jax.random.PRNGKey(0), 2), env)
+    next_obs, _, _, _, _ = jax.vmap(gridworld.step, in_axes=(0, 0, None))(
+        state, jnp.zeros(2, jnp.int32), env)
+    model = config.model.transformer(env)
+    params = transformer.init(jax.random.PRNGKey(1), model)
+    sequence = jnp.stack([obs, next_obs], axis=1)  # [2 envs, 2 steps, obs_size]
+    controllers = intervention.init_subgoal_controllers(
+        jax.random.PRNGKey(2), 1, model.d_model, config.meta.controller_rank)
+    steer = intervention.subgoal_controller(controllers, jnp.zeros((2, 2), jnp.int32))
+
+    def loss(p):
+        outputs, _ = transformer.apply(p, sequence, model, controller=lambda e, t: steer(e),
+                                       layer=config.meta.layer)
+        nll, _ = pretrain.action_losses(outputs["action_logits"], jnp.zeros((2, 2), jnp.int32))
+        return nll.mean()
+
+    value, grads = jax.value_and_grad(loss)(params)
+    assert np.isfinite(float(value))
+    assert all(np.all(np.isfinite(g)) for g in jax.tree.leaves(grads))
+
+
+def test_random_configs_are_either_runnable_or_rejected_naming_a_field():
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    overrides = st.sets(st.sampled_from(sorted(_CANDIDATES)), min_size=1, max_size=4).flatmap(
+        lambda keys: st.fixed_dictionaries({k: st.sampled_from(_CANDIDATES[k]) for k in keys}))
+
+    @settings(max_examples=15, deadline=None, derandomize=True,
+              suppress_health_check=[HealthCheck.too_slow])
+    @given(overrides)
+    def check(values):
+        config = configs.replace_fields(configs.preset("smoke"), **values)
+        try:
+            configs.validate(config)
+        except configs.ConfigError as e:
+            assert e.field in configs.field_names(config), str(e)
+            assert str(e).startswith(f"--{e.field}: ") and len(str(e).splitlines()) == 1, str(e)
+            return
+        _one_step(config)
+
+    check()

@@ -1,20 +1,11 @@
 import json
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-TINY = ["--preset=smoke", "--train_episodes=64", "--eval_episodes=16", "--chunk_episodes=64",
-        "--rl_methods=internal_rl"]  # raw_action_rl has its own tests; one method keeps this fast
-
-
-def launch(*args, cwd=ROOT):
-    env = dict(os.environ, PYTHONPATH=ROOT)
-    return subprocess.run([sys.executable, "-m", "launch.main", *args], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=900)
+from tests.launch import resume
+from tests.launch.resume import TINY, launch
 
 
 # Every config field's check, in process (the launcher calls the same ``configs.validate``).
@@ -65,7 +56,8 @@ def test_bad_input_is_one_line_exit_2_before_compute(tmp_path, args, flag, allow
     assert not os.path.exists(tmp_path / "run" / "data"), "nothing ran"
 
 
-def test_all_phases_run_record_skip_and_refuse_another_config(tmp_path):
+def test_all_phases_run_record_skip_refuse_another_config_and_resume_after_kills(tmp_path):
+    """One flow, so every launcher process after the first reuses its compiled programs."""
     workdir = str(tmp_path / "run")
     first = launch(*TINY, f"--workdir={workdir}")
     assert first.returncode == 0, first.stderr
@@ -106,3 +98,29 @@ def test_all_phases_run_record_skip_and_refuse_another_config(tmp_path):
     other = launch(*TINY, "--seed=1", f"--workdir={workdir}")
     assert other.returncode == 2
     assert "--workdir" in other.stderr and "seed: 0 there, 1 now" in other.stderr
+
+    resume.check_kills_in_every_phase_then_rerun_equal(workdir, tmp_path)
+    resume.check_another_seed_differs(workdir, tmp_path)
+
+
+def test_nan_loss_stops_naming_phase_and_update_and_damaged_data_gives_one_line(tmp_path):
+    workdir = str(tmp_path / "run")
+    args = (*TINY, "--phases=data,pretrain", "--pretrain_lr=1e30", f"--workdir={workdir}")
+    result = launch(*args)
+    assert result.returncode == 1, result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert "Traceback" not in result.stderr
+    assert last.startswith("error: [pretrain]") and "NaN/Inf at update" in last, last
+    assert "--on_nonfinite=skip" in last and "JAX_DEBUG_NANS" in last
+    checkpoints = os.path.join(workdir, "pretrain", "checkpoints")
+    assert not os.path.exists(checkpoints) or not [
+        d for d in os.listdir(checkpoints) if d.isdigit()], "no NaN checkpoint is written"
+
+    with open(os.path.join(workdir, "data", "train.npz"), "r+b") as f:
+        f.truncate(1000)
+    result = launch(*args)
+    assert result.returncode == 1
+    last = result.stderr.strip().splitlines()[-1]
+    assert "Traceback" not in result.stderr
+    assert last.startswith("error: [pretrain] dataset") and "unreadable" in last, last
+    assert "--phases=data --force" in last
