@@ -63,14 +63,17 @@ def plot_curves(records: list[dict], loss_keys: list[str], accuracy_keys: list[s
 
 
 def plot_by_layer(values: dict[str, list[float]], path: str, ylabel: str, title: str,
-                  reference: dict[str, float] | None = None) -> None:
-    """One line per entry of ``values`` against layer index (0 = embedding)."""
+                  reference: dict[str, float] | None = None,
+                  layers: list[int] | None = None) -> None:
+    """One line per entry of ``values`` against layer index (0 = embedding); ``layers`` names
+    the layer of each value (default: 0, 1, ...)."""
     fig, ax = plt.subplots(figsize=(5.5, 3.6))
     for label, ys in values.items():
-        ax.plot(range(len(ys)), ys, "o-", label=label)
+        ax.plot(layers if layers is not None else range(len(ys)), ys, "o-", label=label)
+    x0 = min(layers) if layers else 0
     for label, y in (reference or {}).items():
         ax.axhline(y, ls="--", color="0.5", lw=1)
-        ax.text(0, y, f" {label}", va="bottom", fontsize=8, color="0.3")
+        ax.text(x0, y, f" {label}", va="bottom", fontsize=8, color="0.3")
     ax.set_xlabel("layer (0 = embedding)")
     ax.set_ylabel(ylabel)
     ax.set_title(title, fontsize=10)

@@ -12,6 +12,7 @@ import numpy as np
 from experiments import configs
 from hrl_internal.analysis import plots, rollout, steering
 from hrl_internal.data import packing
+from hrl_internal.utils.metrics import MetricsWriter
 from hrl_internal.utils.progress import Progress
 from launch.phases import pretrain as pretrain_phase
 from launch.rundir import RunDir
@@ -31,7 +32,7 @@ def run(config: configs.Config, run_dir: RunDir) -> dict[str, Any]:
     eval_key = jax.random.fold_in(key, EVAL_TAG)
     unsteered = rollout.rollout(eval_key, base, model, post, a.steer_episodes)
     layers = a.layers(model.num_layers)
-    success, progress_frac, final_loss, initial_loss = [], [], [], []
+    success, progress_frac, final_loss, initial_loss, curves = [], [], [], [], []
     task_len = len(post.tasks[0])
     progress = Progress("steer", len(layers), unit="layers", every_s=0)
     for i, layer in enumerate(layers):
@@ -44,6 +45,7 @@ def run(config: configs.Config, run_dir: RunDir) -> dict[str, Any]:
         success.append(float(np.mean(steered.success)))
         progress_frac.append(float(np.mean(steered.progress)) / task_len)
         final_loss.append(float(np.mean(losses[-max(1, len(losses) // 10):])))
+        curves.append([float(x) for x in np.asarray(losses)])
         initial_loss.append(float(losses[0]))  # controllers start as the identity
         progress.update(i + 1, layer=layer, steered_nll=final_loss[-1], success=success[-1],
                         task_fraction=progress_frac[-1])
@@ -51,7 +53,13 @@ def run(config: configs.Config, run_dir: RunDir) -> dict[str, Any]:
                         os.path.join(run_dir.plots_dir, "steer_success_by_layer.png"),
                         "post-training task",
                         "supervised subgoal controllers at layer l",
-                        reference={"unsteered base model": float(np.mean(unsteered.success))})
+                        reference={"unsteered base model": float(np.mean(unsteered.success))},
+                        layers=layers)
+    # The controllers' training curves, one column per layer (the phase reruns whole: start anew).
+    writer = MetricsWriter(os.path.join(run_dir.phase_dir("steer"), "metrics.jsonl"),
+                           truncate_after=-1)
+    for step in range(a.steer_steps):
+        writer.write(step + 1, {f"loss_layer{l}": curves[i][step] for i, l in enumerate(layers)})
     return {"layers": layers, "posttrain_success_by_layer": success,
             "posttrain_task_fraction_by_layer": progress_frac,
             "steered_action_nll_by_layer": final_loss,
