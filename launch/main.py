@@ -6,6 +6,7 @@ compute, then runs the requested phases in order, skipping the ones already fini
 """
 from __future__ import annotations
 
+import signal
 import sys
 import time
 
@@ -14,6 +15,7 @@ from absl import app, flags, logging
 from experiments import configs
 from hrl_internal.data import dataset
 from hrl_internal.training import guards
+from hrl_internal.utils import compile_stats
 from launch import flags as launch_flags
 from launch import rundir
 from launch.phases import PHASES
@@ -72,6 +74,10 @@ def _format(value) -> str:
 
 def main(argv: list[str]) -> None:
     logging.set_verbosity(logging.WARNING)  # keep jax's backend probing out of the output
+    # Ctrl-C (SIGINT) always checkpoints and stops: a process started in the background by a shell
+    # without job control inherits SIGINT ignored, and asyncio (inside orbax's saves) swaps in its
+    # own handler while the default one is installed; an explicit handler rules out both.
+    signal.signal(signal.SIGINT, _interrupt)
     if len(argv) > 1:
         _fail(f"unexpected arguments {' '.join(argv[1:])}; every option is a --flag")
     try:
@@ -80,12 +86,13 @@ def main(argv: list[str]) -> None:
     except (configs.ConfigError, UsageError) as e:
         _fail(str(e))
     print_config(config, FLAGS.preset, run.path)
+    job_start, job_compile = time.perf_counter(), compile_stats.totals()
     for phase in phases:
         if run.is_done(phase) and not FLAGS.force:
             print(f"[{phase}] finished earlier; skipping (--force reruns it)")
             continue
         print(f"[{phase}] starting")
-        start = time.perf_counter()
+        start, compiled = time.perf_counter(), compile_stats.totals()
         try:
             figures = PHASES[phase](config, run)
         except KeyboardInterrupt:
@@ -100,12 +107,23 @@ def main(argv: list[str]) -> None:
                   file=sys.stderr)
             sys.exit(EXIT_FAULT)
         figures[f"{phase}_seconds"] = time.perf_counter() - start
+        compiled = compile_stats.totals() - compiled
+        # Both depend on the persistent compilation cache's state, not on the run's config.
+        figures["compile_seconds"], figures["compiled_programs"] = compiled.seconds, compiled.programs
         run.merge_results(phase, figures)
         run.mark_done(phase, figures)
-        print(f"[{phase}] done in {figures[f'{phase}_seconds']:.1f}s")
+        print(f"[{phase}] done in {figures[f'{phase}_seconds']:.1f}s "
+              f"(compiling {compiled.programs} programs: {compiled.seconds:.1f}s)")
+    wall, compiled = time.perf_counter() - job_start, compile_stats.totals() - job_compile
+    print(f"\nthis command: {wall:.0f}s, of which compiling {compiled.seconds:.0f}s "
+          f"({compiled.seconds / max(wall, 1e-9):.0%}, {compiled.programs} programs)")
     print()
     print(results_table(run.results()))
     print(f"\nresults: {run.path}/results.json  plots: {run.path}/plots/")
+
+
+def _interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt
 
 
 def _fail(message: str) -> None:

@@ -66,7 +66,9 @@ def test_all_phases_run_record_skip_refuse_another_config_and_resume_after_kills
                 "steer.posttrain_success_by_layer", "metacontroller.switch_f1",
                 "internal_rl.internal_rl.success_rate"):
         assert key in first.stdout, key
+    assert "this command:" in first.stdout and "of which compiling" in first.stdout
     results = json.load(open(os.path.join(workdir, "results.json")))
+    assert all("compile_seconds" in figures for figures in results.values())
     assert results["data"]["train_episodes"] == 64
     assert results["data"]["expert_success_rate"] == 1.0
     assert results["data"]["expert_posttrain_success_rate"] == 1.0
