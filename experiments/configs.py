@@ -8,14 +8,16 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from hrl_internal.envs import gridworld
+from hrl_internal.data import ant_expert
+from hrl_internal.envs import ant_pinpad, gridworld
+from hrl_internal.models import hawk
 from hrl_internal.models import transformer
 from hrl_internal.models import metacontroller
 from hrl_internal.training import guards
 from hrl_internal.training import metacontroller as meta_training
 from hrl_internal.training import pretrain
 
-ENVS = ("gridworld",)
+ENVS = ("gridworld", "ant")
 PRESETS = ("smoke", "cpu", "paper")
 
 
@@ -49,6 +51,39 @@ class GridworldConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class AntConfig:
+    """ant-pinpad (App. A.2) and its PPO expert (§C.1.1, Table A3)."""
+
+    ant_grid_size: int = _help("side G of the square grid of cells", default=4)
+    ant_num_objects: int = _help("coloured cells O", default=4)
+    ant_num_walls: int = _help("wall cells W", default=1)
+    ant_max_steps: int = _help("episode time limit T (steps of 0.05 s)", default=500)
+    ant_cell_size: float = _help("side of a cell in metres", default=1.0)
+    expert_updates: int = _help("PPO updates of the expert", default=300)
+    expert_envs: int = _help("environments per PPO update", default=128)
+    expert_unroll: int = _help("steps per environment per PPO update", default=32)
+    expert_lr: float = _help("expert AdamW learning rate", default=3e-4)
+    expert_wd: float = _help("expert AdamW weight decay", default=0.03)
+    expert_entropy: float = _help("expert entropy bonus", default=3e-4)
+    expert_updates_per_call: int = _help("PPO updates per jitted call (one progress line, and "
+                                         "a checkpoint, each)", default=20)
+    expert_eval_episodes: int = _help("episodes measuring the expert's success per task set",
+                                      default=256)
+
+    def env_params(self, task_set: str = "pretrain") -> ant_pinpad.AntEnvParams:
+        return ant_pinpad.AntEnvParams(
+            grid_size=self.ant_grid_size, num_objects=self.ant_num_objects,
+            num_walls=self.ant_num_walls, max_steps=self.ant_max_steps,
+            cell_size=self.ant_cell_size, task_set=task_set)
+
+    def expert_hyper(self, skip_nonfinite: bool = False) -> ant_expert.ExpertHyper:
+        return ant_expert.ExpertHyper(
+            num_envs=self.expert_envs, unroll=self.expert_unroll, learning_rate=self.expert_lr,
+            weight_decay=self.expert_wd, entropy=self.expert_entropy,
+            skip_nonfinite=skip_nonfinite)
+
+
+@dataclasses.dataclass(frozen=True)
 class DataConfig:
     """Expert demonstrations (§C.1.1)."""
 
@@ -78,6 +113,15 @@ class ModelConfig:
     # moves towards each colour a linear read-out (held-out action NLL 0.63 vs 0.95 at 600 steps).
     egocentric: bool = _help("re-centre the observed grid on the agent before embedding",
                              default=True)
+
+    lru_width: int = _help("RG-LRU width of each Hawk block (ant)", default=128)
+
+    def hawk(self, env_params: ant_pinpad.AntEnvParams) -> hawk.HawkConfig:
+        """The ant's base model: a Hawk stack of the same width, depth and heads."""
+        return hawk.HawkConfig(
+            obs_size=env_params.obs_size, action_size=ant_pinpad.ACTION_SIZE,
+            d_model=self.d_model, num_layers=self.num_layers, lru_width=self.lru_width,
+            num_heads=self.num_heads, mlp_dim=self.mlp_dim, init_scale=self.init_scale)
 
     def transformer(self, env_params: gridworld.EnvParams) -> transformer.TransformerConfig:
         return transformer.TransformerConfig(
@@ -225,6 +269,7 @@ class Config:
                               "phase and update, keeping the last checkpoint) or 'skip' (drop "
                               "that update and go on)", default="stop")
     gridworld: GridworldConfig = dataclasses.field(default_factory=GridworldConfig)
+    ant: AntConfig = dataclasses.field(default_factory=AntConfig)
     data: DataConfig = dataclasses.field(default_factory=DataConfig)
     model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
     pretrain: PretrainConfig = dataclasses.field(default_factory=PretrainConfig)
@@ -237,13 +282,55 @@ class Config:
         return self.on_nonfinite == "skip"
 
 
-SECTIONS = ("gridworld", "data", "model", "pretrain", "analysis", "meta", "rl")
+SECTIONS = ("gridworld", "ant", "data", "model", "pretrain", "analysis", "meta", "rl")
 
 
-def preset(name: str) -> Config:
-    """The named preset: ``smoke`` (tests, seconds), ``cpu`` (the default main job), ``paper``."""
+# The ant's presets, on top of the gridworld's (fields not named here keep those values).
+_ANT_PRESETS: dict[str, dict[str, Any]] = {
+    "smoke": dict(
+        ant_max_steps=60, expert_updates=2, expert_envs=8, expert_unroll=8,
+        expert_updates_per_call=1, expert_eval_episodes=8, train_episodes=24, eval_episodes=8,
+        chunk_episodes=8, d_model=32, num_layers=2, num_heads=2, lru_width=32, mlp_dim=64,
+        obs_loss_weight=10.0, pretrain_steps=10, batch_size=4, steps_per_call=5,
+        checkpoint_every=5, rollout_episodes=8, layer=1, controller_rank=32, meta_steps=10,
+        meta_batch_size=4, latent_dim=4, history_dim=8, embed_dim=8, encoder_hidden=16,
+        decoder_hidden=8, switch_hidden=16, alpha_warmup=5, rl_max_steps=60, rl_seeds=2,
+        rl_slots=4, rl_start_ticks=8, rl_updates=2, rl_updates_per_call=1, policy_width=16,
+        rl_initial_episodes=8, rl_eval_episodes=4),
+    "cpu": dict(
+        train_episodes=2_000, eval_episodes=200, chunk_episodes=200, num_layers=4, num_heads=4,
+        obs_loss_weight=10.0, pretrain_steps=1_500, batch_size=8, pretrain_lr=1e-3,
+        rollout_episodes=128, layer=2, controller_rank=128, meta_batch_size=8,
+        rl_max_steps=500, rl_slots=32, rl_start_ticks=200, rl_initial_episodes=1_024,
+        rl_eval_episodes=256),
+    # Table A3 (expert: 1024 environments) and A5 (Hawk, depth 8, n_e 256, λ 10, 204.8k steps,
+    # batch 512, lr 3e-4, wd 0.03).
+    "paper": dict(
+        expert_updates=8_000, expert_envs=1_024, expert_updates_per_call=100,
+        expert_eval_episodes=4_096, train_episodes=100_000, eval_episodes=4_096,
+        chunk_episodes=4_096, d_model=256, num_layers=8, num_heads=8, lru_width=256, mlp_dim=512,
+        obs_loss_weight=10.0, pretrain_steps=204_800, batch_size=512, pretrain_lr=3e-4,
+        pretrain_wd=0.03, steps_per_call=500, checkpoint_every=5_000, rollout_episodes=1_024,
+        # Table A10 (full linear controller at L/2; 32k steps, batch 128, lr 3e-4) and A14.
+        layer=4, controller_rank=256, alpha="0,0.05,0.1,0.17,0.3,0.5,1",
+        metacontroller_variant="standard,forced_switch,cotrain", meta_steps=32_000,
+        meta_batch_size=128, meta_lr=3e-4, alpha_warmup=3_200, rl_task="posttrain",
+        rl_max_steps=500, rl_methods="internal_rl,raw_action_rl,forced_switch,cotrain",
+        rl_seeds=3, rl_slots=256, rl_start_ticks=500, rl_updates=200, rl_lr=3e-5,
+        policy_width=256, rl_updates_per_call=10, rl_initial_episodes=100_000,
+        rl_eval_episodes=4_096),
+}
+
+
+def preset(name: str, env: str = "gridworld") -> Config:
+    """The named preset for ``env``: ``smoke`` (tests, seconds), ``cpu`` (the default main job),
+    ``paper`` (the paper's sizes, for a GPU/TPU)."""
     if name not in PRESETS:
         raise ConfigError("preset", f"unknown preset {name!r}; allowed: {', '.join(PRESETS)}")
+    if env not in ENVS:
+        raise ConfigError("env", f"unknown env {env!r}; allowed: {', '.join(ENVS)}")
+    if env == "ant":
+        return replace_fields(Config(env="ant"), **_ANT_PRESETS[name])
     base = Config()
     if name == "smoke":
         return replace_fields(
@@ -309,7 +396,7 @@ def leaf_fields(config: Config) -> dict[str, Any]:
     return values
 
 
-_NON_NEGATIVE = {"seed", "num_walls", "layer", "switch_tolerance", "alpha_warmup"}
+_NON_NEGATIVE = {"seed", "num_walls", "ant_num_walls", "layer", "switch_tolerance", "alpha_warmup"}
 
 
 def validate(config: Config) -> None:
@@ -357,7 +444,28 @@ def validate(config: Config) -> None:
         except ValueError as e:
             field = str(e).split(" ", 1)[0]
             raise ConfigError(field if field in field_names(config) else "gridworld", str(e)) from e
+    _validate_ant(config)
     _validate_rl(config)
+
+
+def _validate_ant(config: Config) -> None:
+    a = config.ant
+    for name in ("ant_cell_size", "expert_lr"):
+        if getattr(a, name) <= 0:
+            raise ConfigError(name, f"must be positive, got {getattr(a, name)}")
+    for name in ("expert_wd", "expert_entropy"):
+        if getattr(a, name) < 0:
+            raise ConfigError(name, f"must be >= 0, got {getattr(a, name)}")
+    for task_set in ant_pinpad.TASK_SETS:
+        try:
+            config.ant.env_params(task_set).validate()
+        except ValueError as e:
+            field = "ant_" + str(e).split(" ", 1)[0]
+            raise ConfigError(field if field in field_names(config) else "env", str(e)) from e
+    try:
+        a.expert_hyper()
+    except ValueError as e:
+        raise ConfigError("expert_envs", str(e)) from e
 
 
 def _validate_meta(config: Config) -> None:
@@ -394,11 +502,14 @@ def _validate_rl(config: Config) -> None:
     if "internal_rl" in methods and "standard" not in config.meta.variants():
         raise ConfigError("rl_methods", "internal_rl needs the standard metacontroller: add it to "
                           "--metacontroller_variant")
-    if r.rl_max_steps > config.gridworld.max_steps:
-        raise ConfigError("rl_max_steps", f"must be <= --max_steps={config.gridworld.max_steps} "
+    limit_name, limit = (("ant_max_steps", config.ant.ant_max_steps) if config.env == "ant"
+                         else ("max_steps", config.gridworld.max_steps))
+    if r.rl_max_steps > limit:
+        raise ConfigError("rl_max_steps", f"must be <= --{limit_name}={limit} "
                           f"(the base model's context), got {r.rl_max_steps}")
+    section = config.ant if config.env == "ant" else config.gridworld
     try:
-        config.gridworld.env_params(r.rl_task).validate()
+        section.env_params(r.rl_task).validate()
     except ValueError as e:
         raise ConfigError("rl_task", str(e)) from e
 

@@ -18,7 +18,7 @@ from hrl_internal.training import guards
 from hrl_internal.utils import compile_stats
 from launch import flags as launch_flags
 from launch import rundir
-from launch.phases import PHASES
+from launch.phases import PHASES, phases_for
 
 FLAGS = flags.FLAGS
 launch_flags.define_flags(FLAGS)
@@ -33,14 +33,20 @@ class UsageError(Exception):
 
 def resolve(flag_values: flags.FlagValues) -> tuple[configs.Config, list[str], str]:
     """Config, phases and workdir from the flags; raises ConfigError/UsageError on bad input."""
-    config = configs.preset(flag_values.preset)
-    config = configs.replace_fields(config, **launch_flags.config_overrides(flag_values))
+    overrides = launch_flags.config_overrides(flag_values)
+    config = configs.preset(flag_values.preset, overrides.get("env", "gridworld"))
+    config = configs.replace_fields(config, **overrides)
     configs.validate(config)
-    phases = flag_values.phases or list(PHASES)
+    available = phases_for(config.env)
+    phases = flag_values.phases or list(available)
     unknown = [p for p in phases if p not in PHASES]
     if unknown:
         raise UsageError(f"--phases: unknown phase {unknown[0]!r}; allowed: {', '.join(PHASES)}")
-    phases = [p for p in PHASES if p in phases]  # dependency order, whatever order was given
+    missing = [p for p in phases if p not in available]
+    if missing:
+        raise UsageError(f"--phases: phase {missing[0]!r} is not implemented for --env="
+                         f"{config.env}; its phases: {', '.join(available)}")
+    phases = [p for p in available if p in phases]  # dependency order, whatever order was given
     workdir = flag_values.workdir or f"runs/{config.env}_{flag_values.preset}"
     return config, phases, workdir
 
@@ -94,7 +100,7 @@ def main(argv: list[str]) -> None:
         print(f"[{phase}] starting")
         start, compiled = time.perf_counter(), compile_stats.totals()
         try:
-            figures = PHASES[phase](config, run)
+            figures = phases_for(config.env)[phase](config, run)
         except KeyboardInterrupt:
             print(f"\n[{phase}] interrupted; progress up to the last checkpoint is saved. "
                   "Rerun the same command to resume.", file=sys.stderr)

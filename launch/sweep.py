@@ -40,7 +40,7 @@ from hrl_internal.analysis import plots
 from hrl_internal.utils.progress import format_duration
 from launch import flags as launch_flags
 from launch import rundir
-from launch.phases import PHASES
+from launch.phases import phases_for
 
 import matplotlib.pyplot as plt  # noqa: E402  (after ``plots``, which selects the Agg backend)
 
@@ -190,23 +190,26 @@ def make_plan(flag_values: flags.FlagValues) -> Plan:
         raise SweepError("--workdir: a sweep needs its directory, e.g. --workdir=runs/my_sweep")
     if not flag_values.sweep:
         raise SweepError("--sweep: give at least one FIELD=v1,v2,... (or --summarize_only)")
-    base = configs.preset(flag_values.preset)
-    base = configs.replace_fields(base, **launch_flags.config_overrides(flag_values))
+    overrides = launch_flags.config_overrides(flag_values)
+    base = configs.preset(flag_values.preset, overrides.get("env", "gridworld"))
+    base = configs.replace_fields(base, **overrides)
     configs.validate(base)
     axes = parse_axes(flag_values.sweep, configs.leaf_fields(base))
     for field in axes:
         if flag_values[field].present:
             raise SweepError(f"--sweep: {field} is also given as --{field}; give it one way")
-    phases = flag_values.phases or list(PHASES)
-    unknown = [p for p in phases if p not in PHASES]
+    available = phases_for(base.env)
+    phases = flag_values.phases or list(available)
+    unknown = [p for p in phases if p not in available]
     if unknown:
-        raise SweepError(f"--phases: unknown phase {unknown[0]!r}; allowed: {', '.join(PHASES)}")
+        raise SweepError(f"--phases: unknown phase {unknown[0]!r} for --env={base.env}; "
+                         f"allowed: {', '.join(available)}")
     points = expand(axes)
     check_points(base, points)
     passed = [line for name in flag_values if name not in SWEEP_FLAGS and flag_values[name].present
               for line in flag_values[name].serialize().splitlines()]
     return Plan(os.path.abspath(flag_values.workdir), axes, points, passed,
-                [p for p in PHASES if p in phases], flag_values.force)
+                [p for p in available if p in phases], flag_values.force)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -101,12 +101,19 @@ def generate_chunked(key: jax.Array, params: EnvParams, num_episodes: int, epsil
     single ``generate(jax.random.split(key, num_episodes), ...)``. ``on_chunk(done)`` reports
     progress on the host.
     """
-    keys = jax.random.split(key, num_episodes)
+    return in_chunks(jax.random.split(key, num_episodes), chunk,
+                     lambda keys: to_numpy(generate(keys, params, epsilon)), on_chunk)
+
+
+def in_chunks(keys: jax.Array, chunk: int, generate_fn: Any, on_chunk: Any = None) -> Any:
+    """``generate_fn(keys [chunk, 2]) -> host episodes`` over all ``keys``, ``chunk`` at a time,
+    concatenated. The last chunk is padded with repeats of the final key (then dropped), so every
+    call has one shape and compiles once."""
+    num_episodes = keys.shape[0]
     parts = []
     for start in range(0, num_episodes, chunk):
         index = np.minimum(np.arange(start, start + chunk), num_episodes - 1)
-        part = to_numpy(generate(keys[index], params, epsilon))
-        parts.append(take(part, slice(0, min(chunk, num_episodes - start))))
+        parts.append(take(generate_fn(keys[index]), slice(0, min(chunk, num_episodes - start))))
         if on_chunk is not None:
             on_chunk(min(start + chunk, num_episodes))
     return concatenate(parts)
@@ -128,8 +135,9 @@ def to_numpy(episodes: Episodes) -> Episodes:
     )
 
 
-def concatenate(parts: list[Episodes]) -> Episodes:
-    return Episodes(*[np.concatenate(field) for field in zip(*parts)])
+def concatenate(parts: list[Any]) -> Any:
+    """Joins host episode batches (any NamedTuple of arrays) along the episode axis."""
+    return type(parts[0])(*[np.concatenate(field) for field in zip(*parts)])
 
 
 def observations(episodes: Episodes, params: EnvParams) -> jax.Array:
@@ -155,18 +163,21 @@ def save(path: str, episodes: Episodes, params: EnvParams, **meta: Any) -> None:
     episodes = to_numpy(episodes)
     header = {"format_version": FORMAT_VERSION, "env_params": _params_dict(params),
               "num_episodes": episodes.num_episodes, **meta}
+    write_npz(path, header, episodes._asdict())
+
+
+def write_npz(path: str, header: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
+    """``arrays`` and a JSON ``header`` (key ``meta``) to ``path``, atomically."""
     tmp = f"{path}.tmp-{os.getpid()}"
     with open(tmp, "wb") as f:
-        np.savez(f, meta=np.asarray(json.dumps(header)), **episodes._asdict())
+        np.savez(f, meta=np.asarray(json.dumps(header)), **arrays)
     os.replace(tmp, path)
 
 
-def load(path: str, params: EnvParams | None = None) -> tuple[Episodes, dict[str, Any]]:
-    """Reads a dataset written by ``save``; needs neither the expert nor the generator.
-
-    Raises DatasetError with the reason when the file is missing, truncated, of another format, or
-    (when ``params`` is given) generated for other environment parameters.
-    """
+def read_npz(path: str, format_version: int, fields: tuple[str, ...]
+             ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """``(arrays, header)`` of a file written by ``write_npz``; DatasetError with the reason when it
+    is missing, truncated, of another format version, or lacks one of ``fields``."""
     if not os.path.exists(path):
         raise DatasetError(f"dataset {path} does not exist")
     try:
@@ -177,19 +188,34 @@ def load(path: str, params: EnvParams | None = None) -> tuple[Episodes, dict[str
     if "meta" not in arrays:
         raise DatasetError(f"dataset {path} has no 'meta' header; it was not written by dataset.save")
     meta = json.loads(str(arrays.pop("meta")))
-    if meta.get("format_version") != FORMAT_VERSION:
+    if meta.get("format_version") != format_version:
         raise DatasetError(f"dataset {path} has format_version {meta.get('format_version')}, "
-                           f"expected {FORMAT_VERSION}")
-    stored = EnvParams(**meta["env_params"])
-    if params is not None and stored != params:
-        raise DatasetError(f"dataset {path} was generated for {stored}, not {params}")
-    missing = sorted(set(Episodes._fields) - set(arrays))
+                           f"expected {format_version}")
+    missing = sorted(set(fields) - set(arrays))
     if missing:
         raise DatasetError(f"dataset {path} lacks fields {missing}")
-    for name, shape in expected_shapes(stored, meta["num_episodes"]).items():
+    return arrays, meta
+
+
+def check_shapes(path: str, arrays: dict[str, np.ndarray],
+                 expected: dict[str, tuple[int, ...]]) -> None:
+    for name, shape in expected.items():
         if arrays[name].shape != shape:
             raise DatasetError(f"dataset {path}: field {name!r} has shape {arrays[name].shape}, "
                                f"expected {shape}")
+
+
+def load(path: str, params: EnvParams | None = None) -> tuple[Episodes, dict[str, Any]]:
+    """Reads a dataset written by ``save``; needs neither the expert nor the generator.
+
+    Raises DatasetError with the reason when the file is missing, truncated, of another format, or
+    (when ``params`` is given) generated for other environment parameters.
+    """
+    arrays, meta = read_npz(path, FORMAT_VERSION, Episodes._fields)
+    stored = EnvParams(**meta["env_params"])
+    if params is not None and stored != params:
+        raise DatasetError(f"dataset {path} was generated for {stored}, not {params}")
+    check_shapes(path, arrays, expected_shapes(stored, meta["num_episodes"]))
     return Episodes(**{k: arrays[k] for k in Episodes._fields}), meta
 
 
@@ -197,8 +223,9 @@ def _params_dict(params: EnvParams) -> dict[str, Any]:
     return dataclasses.asdict(params)
 
 
-def take(episodes: Episodes, index: np.ndarray) -> Episodes:
-    return Episodes(*[field[index] for field in episodes])
+def take(episodes: Any, index: Any) -> Any:
+    """Episodes ``index`` of a batch (any NamedTuple of arrays with a leading episode axis)."""
+    return type(episodes)(*[field[index] for field in episodes])
 
 
 def iterate_batches(episodes: Episodes, batch_size: int, seed: int, *, start_step: int = 0,

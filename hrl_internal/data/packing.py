@@ -91,8 +91,56 @@ def pack(episodes: Episodes, params: EnvParams) -> PackedRows:
     return PackedRows(**out)
 
 
-def observations(rows: PackedRows, params: EnvParams) -> tuple[jax.Array, jax.Array]:
+class DenseRows(NamedTuple):
+    """Packed ``[rows, slots]`` steps that hold their observations (episodes whose observations
+    cannot be re-rendered from a few integers, such as the ant's)."""
+
+    obs: Any  # [R, S, obs_size] float32, o_t
+    next_obs: Any  # [R, S, obs_size] float32, o_{t+1}
+    actions: Any  # [R, S, A] float32
+    mask: Any  # [R, S] bool
+    segments: Any  # [R, S] int, which episode of the row (NO_SEGMENT for padding)
+    subgoals: Any  # [R, S] int, analysis labels only
+    episode: Any  # [R, S] int, index in the source dataset (-1 for padding)
+
+    @property
+    def num_rows(self) -> int:
+        return self.actions.shape[0]
+
+
+def pack_dense(episodes: Any, capacity: int) -> DenseRows:
+    """Packs host episodes that store observations (``obs [N, T+1, obs_size]``, ``actions
+    [N, T, A]``, the ant's) into rows of ``capacity`` slots, like ``pack``."""
+    lengths = np.asarray(episodes.mask).sum(axis=1)
+    rows = first_fit(lengths, capacity)
+    r, obs_size = len(rows), episodes.obs.shape[-1]
+    out = {"obs": np.zeros((r, capacity, obs_size), np.float32),
+           "next_obs": np.zeros((r, capacity, obs_size), np.float32),
+           "actions": np.zeros((r, capacity) + episodes.actions.shape[2:], np.float32),
+           "mask": np.zeros((r, capacity), bool),
+           "segments": np.full((r, capacity), NO_SEGMENT, np.int16),
+           "subgoals": np.zeros((r, capacity), np.int16),
+           "episode": np.full((r, capacity), -1, np.int32)}
+    for row, members in enumerate(rows):
+        start = 0
+        for segment, i in enumerate(members):
+            n = int(lengths[i])
+            span = slice(start, start + n)
+            out["obs"][row, span] = episodes.obs[i, :n]
+            out["next_obs"][row, span] = episodes.obs[i, 1:n + 1]
+            out["actions"][row, span] = episodes.actions[i, :n]
+            out["mask"][row, span] = True
+            out["segments"][row, span] = segment
+            out["subgoals"][row, span] = episodes.subgoals[i, :n]
+            out["episode"][row, span] = i
+            start += n
+    return DenseRows(**out)
+
+
+def observations(rows: PackedRows | DenseRows, params: Any) -> tuple[jax.Array, jax.Array]:
     """``(obs, next_obs)``, each ``[R, S, obs_size]`` float32, rendered per slot. Jittable."""
+    if isinstance(rows, DenseRows):
+        return jnp.asarray(rows.obs, jnp.float32), jnp.asarray(rows.next_obs, jnp.float32)
     render = jax.vmap(jax.vmap(gridworld.render, in_axes=(0, 0, 0, None)),
                       in_axes=(0, 0, 0, None))
     objects = jnp.asarray(rows.object_cells, jnp.int32)

@@ -10,6 +10,10 @@ associative scan); ``step`` shares ``_gates``, so the two agree to float error.
 The block has no temporal convolution (Griffin's has one): one-token steps then need no buffer,
 and resets and right-to-left runs stay exact. Λ starts with a^c uniform in [0.9, 0.999], i.e.
 memory timescales of 10 to 1000 steps at r = 1.
+
+With ``num_heads > 1`` the gate weights W_r, W_i are block-diagonal over heads (Griffin's
+"heads"), stored as ``[num_heads, width/num_heads, width/num_heads]``: head k's gates read only
+the k-th slice of u_t. With the default single head they are dense ``[width, width]`` matrices.
 """
 from __future__ import annotations
 
@@ -30,10 +34,14 @@ _MIN_SQUARE = 1e-6
 @dataclasses.dataclass(frozen=True)
 class RGLRUConfig:
     width: int
+    num_heads: int = 1  # block-diagonal gate weights over this many heads
 
     def __post_init__(self):
         if self.width <= 0:
             raise ValueError(f"width must be positive, got {self.width}")
+        if self.num_heads <= 0 or self.width % self.num_heads:
+            raise ValueError(f"num_heads must be positive and divide width {self.width}, "
+                             f"got {self.num_heads}")
 
 
 def init(key: jax.Array, in_dim: int, config: RGLRUConfig) -> Params:
@@ -42,9 +50,15 @@ def init(key: jax.Array, in_dim: int, config: RGLRUConfig) -> Params:
     k_w, k_a = jax.random.split(key)
     # One flat draw, reshaped: XLA on CPU takes seconds to compile each multi-dimensional draw.
     n_x = 2 * in_dim * w
-    flat = jax.random.normal(k_w, (n_x + 3 * w * w,))
+    heads, k = config.num_heads, w // config.num_heads
+    flat = jax.random.normal(k_w, (n_x + 2 * heads * k * k + w * w,))
     w_in, w_out_gate = flat[:n_x].reshape(2, in_dim, w) / math.sqrt(in_dim)
-    w_r, w_i, w_out = flat[n_x:].reshape(3, w, w) / math.sqrt(w)
+    if heads == 1:
+        w_r, w_i, w_out = flat[n_x:].reshape(3, w, w) / math.sqrt(w)
+    else:
+        n_g = 2 * heads * k * k
+        w_r, w_i = flat[n_x:n_x + n_g].reshape(2, heads, k, k) / math.sqrt(k)
+        w_out = flat[n_x + n_g:].reshape(w, w) / math.sqrt(w)
     a = jax.random.uniform(k_a, (w,), minval=0.9, maxval=0.999) ** (1.0 / _C)  # a^c uniform
     dense = lambda m: {"w": m, "b": jnp.zeros((w,))}
     return {"in": dense(w_in), "gate_r": dense(w_r), "gate_i": dense(w_i),
@@ -61,11 +75,20 @@ def _linear(p: Params, x: jax.Array) -> jax.Array:
     return x @ p["w"] + p["b"]
 
 
+def _gate_linear(p: Params, u: jax.Array) -> jax.Array:
+    """Dense ``[width, width]`` or block-diagonal ``[heads, width/heads, width/heads]`` weights."""
+    if p["w"].ndim == 2:
+        return _linear(p, u)
+    heads, k, _ = p["w"].shape
+    blocks = u.reshape(u.shape[:-1] + (heads, k))
+    return jnp.einsum("...hi,hij->...hj", blocks, p["w"]).reshape(u.shape) + p["b"]
+
+
 def _gates(params: Params, x: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
     """``x [..., in_dim]`` -> decay ``a``, input ``b``, output gate ``g``, each ``[..., width]``."""
     u = _linear(params["in"], x)
-    r = jax.nn.sigmoid(_linear(params["gate_r"], u))
-    i = jax.nn.sigmoid(_linear(params["gate_i"], u))
+    r = jax.nn.sigmoid(_gate_linear(params["gate_r"], u))
+    i = jax.nn.sigmoid(_gate_linear(params["gate_i"], u))
     log_a = -_C * r * jax.nn.softplus(-params["lambda"])  # log σ(Λ)^(c r), stable for Λ ≫ 0
     multiplier = jnp.sqrt(jnp.maximum(-jnp.expm1(2.0 * log_a), _MIN_SQUARE))
     return jnp.exp(log_a), multiplier * i * u, jax.nn.gelu(_linear(params["gate_out"], x))

@@ -9,13 +9,13 @@ for the slowest one). Episode ``k`` of slot ``s`` has id ``s * max_episodes + k`
 """
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 
-from hrl_internal.envs import gridworld
-from hrl_internal.envs.gridworld import EnvParams
+from hrl_internal.envs import family
+from hrl_internal.envs.family import EnvParams
 from hrl_internal.rl import ppo
 
 
@@ -50,11 +50,11 @@ class Stats(NamedTuple):
 
 
 def initial_pool(key: jax.Array, env: EnvParams, num_slots: int, max_episodes: int,
-                 task_id: jax.Array | None = None) -> gridworld.EnvState:
+                 task_id: jax.Array | None = None) -> Any:
     """``[S, max_episodes]`` initial env states (layouts and tasks), drawn up front; every task
     is ``task_id`` (an index into ``env``'s task set, may be traced) if given."""
     keys = jax.random.split(key, num_slots * max_episodes)
-    _, states = jax.vmap(gridworld.reset, in_axes=(0, None, None))(keys, env, task_id)
+    states = jax.vmap(family.reset, in_axes=(0, None, None))(keys, env, task_id)
     return jax.tree.map(lambda x: x.reshape((num_slots, max_episodes) + x.shape[1:]), states)
 
 
@@ -63,7 +63,7 @@ def start(num_slots: int) -> Slots:
                  jnp.ones((num_slots,), bool))
 
 
-def pool_entry(pool: gridworld.EnvState, index: jax.Array) -> gridworld.EnvState:
+def pool_entry(pool: Any, index: jax.Array) -> Any:
     """Each slot's pool state at ``index [S]`` (clipped to the pool)."""
     last = jax.tree.leaves(pool)[0].shape[1] - 1
     idx = jnp.minimum(index, last)

@@ -2,7 +2,8 @@
 switching unit, and the real environment, seen together as an MDP whose action is a code z.
 
 One internal step applies U(z) at layer l, runs the upper blocks, samples a primitive action, steps
-the real env, runs the lower blocks on the new observation (KV caches: O(1) work per env step),
+the real env, runs the lower blocks on the new observation (KV caches, or the SSM's recurrent
+state: O(1) work per env step),
 updates the switching unit's GRU history and computes β; it repeats until β >= ``beta_threshold``
 or the episode ends, summing the reward. The policy observes the unedited residual ``e_{t,l}`` at
 each decision; since the base model attends to the whole history, that vector already summarises
@@ -24,18 +25,18 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
-from hrl_internal.envs import gridworld
-from hrl_internal.envs.gridworld import EnvParams
-from hrl_internal.models import metacontroller, transformer
+from hrl_internal.envs import family
+from hrl_internal.envs.family import EnvParams
+from hrl_internal.models import backbone, metacontroller
+from hrl_internal.models.backbone import ModelConfig
 from hrl_internal.models.metacontroller import MetacontrollerConfig
-from hrl_internal.models.transformer import KVCache, TransformerConfig
 
 
 @dataclasses.dataclass(frozen=True)
 class InternalEnvSpec:
     """Static parts (hashable): configs of the frozen models, the real env, the controlled layer."""
 
-    model: TransformerConfig
+    model: ModelConfig
     meta: MetacontrollerConfig
     env: EnvParams
     layer: int
@@ -55,9 +56,9 @@ class Frozen(NamedTuple):
 
 @struct.dataclass
 class InternalState:
-    env_state: gridworld.EnvState
-    lower_cache: KVCache  # blocks 1..l, batch axis of 1
-    upper_cache: KVCache  # blocks l+1..L
+    env_state: Any  # gridworld.EnvState or ant_pinpad.AntState
+    lower_cache: Any  # blocks 1..l, batch axis of 1 (KV caches, or recurrent states)
+    upper_cache: Any  # blocks l+1..L
     e: jax.Array  # [d_model] unedited residual at layer l for the current time step
     history: jax.Array  # [n_h] the GRU history h_{t-1}
     code: jax.Array  # [n_z] the code in force (z_{t-1} until the policy chooses)
@@ -65,15 +66,15 @@ class InternalState:
 
 
 def reset(key: jax.Array, frozen: Frozen, spec: InternalEnvSpec,
-          env_state: gridworld.EnvState | None = None) -> tuple[jax.Array, InternalState]:
+          env_state: Any | None = None) -> tuple[jax.Array, InternalState]:
     """A new episode (on ``env_state`` if given, else a fresh draw): ``(e_1 [d_model], state)``.
 
     The first decision is always the policy's.
     """
     env_key, act_key = jax.random.split(key)
     if env_state is None:
-        _, env_state = gridworld.reset(env_key, spec.env)
-    lower_cache, upper_cache = transformer.init_caches(spec.model, spec.layer, 1)
+        env_state = family.reset(env_key, spec.env)
+    lower_cache, upper_cache = backbone.init_caches(spec.model, spec.layer, 1)
     state = InternalState(env_state, lower_cache, upper_cache, jnp.zeros((spec.model.d_model,)),
                           jnp.zeros((spec.meta.history_dim,)), jnp.zeros((spec.meta.latent_dim,)),
                           act_key)
@@ -83,14 +84,14 @@ def reset(key: jax.Array, frozen: Frozen, spec: InternalEnvSpec,
 
 def _observe(frozen: Frozen, state: InternalState, spec: InternalEnvSpec) -> InternalState:
     """Runs the lower blocks on the env's current observation: the new ``e``."""
-    obs = gridworld.observe(state.env_state, spec.env)
-    e, lower_cache = transformer.lower(frozen.base, state.lower_cache, obs[None], spec.model,
-                                       spec.layer)
+    obs = family.observe(state.env_state, spec.env)
+    e, lower_cache = backbone.module(spec.model).lower(frozen.base, state.lower_cache, obs[None],
+                                                       spec.model, spec.layer)
     return state.replace(e=e[0], lower_cache=lower_cache)
 
 
 def tick(frozen: Frozen, state: InternalState, z: jax.Array, spec: InternalEnvSpec,
-         may_restart: jax.Array | None = None, fresh: gridworld.EnvState | None = None
+         may_restart: jax.Array | None = None, fresh: Any | None = None
          ) -> tuple[InternalState, jax.Array, jax.Array, dict[str, jax.Array]]:
     """One primitive step under code ``z [n_z]``: ``(state, reward [], switch [], info)``.
 
@@ -104,23 +105,20 @@ def tick(frozen: Frozen, state: InternalState, z: jax.Array, spec: InternalEnvSp
     chex.assert_shape(z, (spec.meta.latent_dim,))
     a, b = metacontroller.controller_decoder(frozen.meta, z)
     edited = metacontroller.apply_controller(state.e, a, b)
-    outputs, upper_cache = transformer.upper(frozen.base, state.upper_cache, edited[None],
-                                             spec.model, spec.layer)
+    outputs, upper_cache = backbone.module(spec.model).upper(
+        frozen.base, state.upper_cache, edited[None], spec.model, spec.layer)
     key, act_key = jax.random.split(state.key)
-    action = jax.random.categorical(act_key, outputs["action_logits"][0]).astype(jnp.int32)
-    _, env_state, reward, done, info = gridworld.step(state.env_state, action, spec.env)
+    action = backbone.sample_action(act_key, jax.tree.map(lambda x: x[0], outputs))
+    env_state, reward, done = family.step(state.env_state, action, spec.env)
+    info = {"success": env_state.success, "task_index": env_state.progress}
     history = metacontroller.gru_step(frozen.meta, state.history, state.e)
     state = InternalState(env_state, state.lower_cache, upper_cache, state.e, history, z, key)
     restart = jnp.zeros((), bool) if may_restart is None else may_restart & done
     if may_restart is not None:
-        # Resetting the caches' position is enough: slots at or past it are masked as the future
-        # and each is overwritten before it is read again.
         pick = lambda new, old: jax.tree.map(lambda a, b: jnp.where(restart, a, b), new, old)
-        zero = jnp.zeros((), jnp.int32)
         state = InternalState(
-            pick(fresh, state.env_state),
-            state.lower_cache._replace(position=jnp.where(restart, zero, state.lower_cache.position)),
-            upper_cache._replace(position=jnp.where(restart, zero, upper_cache.position)), state.e,
+            pick(fresh, state.env_state), backbone.restart_cache(state.lower_cache, restart),
+            backbone.restart_cache(upper_cache, restart), state.e,
             jnp.where(restart, 0.0, history), jnp.where(restart, 0.0, z), key)
     state = _observe(frozen, state, spec)
     beta = metacontroller.switching_gate(frozen.meta, state.e, state.history, state.code)

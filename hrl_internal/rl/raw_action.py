@@ -1,7 +1,7 @@
 """Raw-action RL, the baseline: the same learner fine-tuning the base model's own primitive actions.
 
 Every env step is a decision, so the policy-gradient estimate sums over the whole horizon (App. E.2).
-``rollout`` acts with KV caches, slots refilled as in ``episodes``; ``rl_loss`` re-scores the actions
+``rollout`` acts with KV caches (or the SSM's recurrent state), slots refilled as in ``episodes``; ``rl_loss`` re-scores the actions
 with one full-sequence pass over each slot's row of back-to-back episodes (packed, as in
 pretraining: attention stays within an episode, so it equals the cached pass).
 """
@@ -14,16 +14,16 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
-from hrl_internal.envs import gridworld
-from hrl_internal.envs.gridworld import EnvParams
-from hrl_internal.models import transformer
-from hrl_internal.models.transformer import KVCache, TransformerConfig
+from hrl_internal.envs import family
+from hrl_internal.envs.family import EnvParams
+from hrl_internal.models import backbone
+from hrl_internal.models.backbone import ModelConfig
 from hrl_internal.rl import episodes, ppo
 
 
 @dataclasses.dataclass(frozen=True)
 class RawActionSpec:
-    model: TransformerConfig
+    model: ModelConfig
     env: EnvParams
     num_slots: int = 64
     start_ticks: int = 100
@@ -35,8 +35,8 @@ class RawActionSpec:
 
 
 class Batch(NamedTuple):
-    obs: jax.Array  # [T, S, obs_size] bool, observation before each action
-    action: jax.Array  # [T, S] int32
+    obs: jax.Array  # [T, S, obs_size] observation before each action (gridworld: bool bits)
+    action: jax.Array  # [T, S] int32 (gridworld) or [T, S, A] float32 (ant)
     log_prob: jax.Array  # [T, S] under the acting params
     decide: jax.Array  # [T, S] bool, a counted episode stepped here
     episode: jax.Array  # [T, S] int32 episode ids (the packing segments)
@@ -45,23 +45,27 @@ class Batch(NamedTuple):
 
 @struct.dataclass
 class ActorState:
-    env_state: gridworld.EnvState
-    cache: KVCache  # all blocks, batch axis of 1
+    env_state: Any  # gridworld.EnvState or ant_pinpad.AntState
+    cache: Any  # all blocks (KV cache or recurrent state), batch axis of 1
 
 
 def _tick(params: Any, state: ActorState, key: jax.Array, spec: RawActionSpec,
-          may_restart: jax.Array, fresh: gridworld.EnvState):
+          may_restart: jax.Array, fresh: Any):
     model = spec.model
-    obs = gridworld.observe(state.env_state, spec.env)
-    e, cache = transformer.lower(params, state.cache, obs[None], model, model.num_layers)
-    logits = transformer.heads(params, e)["action_logits"][0]
-    action = jax.random.categorical(key, logits).astype(jnp.int32)
-    log_prob = jax.nn.log_softmax(logits)[action]
-    _, env_state, reward, done, info = gridworld.step(state.env_state, action, spec.env)
+    obs = family.observe(state.env_state, spec.env)
+    e, cache = backbone.module(model).lower(params, state.cache, obs[None], model,
+                                            model.num_layers)
+    outputs = jax.tree.map(lambda x: x[0], backbone.heads(params, e, model))
+    action = backbone.sample_action(key, outputs)
+    log_prob = backbone.action_log_prob(outputs, action)
+    env_state, reward, done = family.step(state.env_state, action, spec.env)
+    info = {"success": env_state.success, "task_index": env_state.progress}
     restart = may_restart & done
     env_state = jax.tree.map(lambda a, b: jnp.where(restart, a, b), fresh, env_state)
-    cache = cache._replace(position=jnp.where(restart, 0, cache.position))
-    return ActorState(env_state, cache), (obs > 0.5, action, log_prob, reward, done, restart, info)
+    cache = backbone.restart_cache(cache, restart)
+    # The gridworld's observation is bits: stored as bool, it takes a quarter of the memory.
+    kept = obs if backbone.is_continuous(model) else obs > 0.5
+    return ActorState(env_state, cache), (kept, action, log_prob, reward, done, restart, info)
 
 
 def rollout(params: Any, frozen: Any, key: jax.Array, spec: RawActionSpec,
@@ -72,7 +76,7 @@ def rollout(params: Any, frozen: Any, key: jax.Array, spec: RawActionSpec,
     S, E, model = spec.num_slots, spec.max_episodes, spec.model
     pool_key, act_key = jax.random.split(key)
     pool = episodes.initial_pool(pool_key, spec.env, S, E, task_id)
-    cache = transformer.init_cache(model, model.num_layers, 1)
+    cache, _ = backbone.init_caches(model, model.num_layers, 1)
     states = ActorState(episodes.pool_entry(pool, jnp.zeros((S,), jnp.int32)),
                         jax.tree.map(lambda x: jnp.broadcast_to(x, (S,) + x.shape), cache))
     tick = jax.vmap(_tick, in_axes=(None, 0, 0, None, 0, 0))
@@ -103,11 +107,9 @@ def rollout(params: Any, frozen: Any, key: jax.Array, spec: RawActionSpec,
 def log_probs(params: Any, batch: Batch, spec: RawActionSpec) -> jax.Array:
     """``[T, S]`` log-probabilities of the batch's actions, one packed pass per slot."""
     obs = jnp.swapaxes(batch.obs, 0, 1).astype(jnp.float32)  # [S, T, obs_size]
-    outputs, _ = transformer.apply(params, obs, spec.model,
-                                   segments=jnp.swapaxes(batch.episode, 0, 1))
-    logp = jax.nn.log_softmax(outputs["action_logits"])
-    action = jnp.swapaxes(batch.action, 0, 1)
-    return jnp.swapaxes(jnp.take_along_axis(logp, action[..., None], -1)[..., 0], 0, 1)
+    outputs, _ = backbone.module(spec.model).apply(params, obs, spec.model,
+                                                   segments=jnp.swapaxes(batch.episode, 0, 1))
+    return jnp.swapaxes(backbone.action_log_prob(outputs, jnp.swapaxes(batch.action, 0, 1)), 0, 1)
 
 
 def rl_loss(params: Any, batch: Batch, spec: RawActionSpec, clip: float = 0.2

@@ -18,12 +18,14 @@ import jax.numpy as jnp
 import optax
 
 from hrl_internal.data import packing
-from hrl_internal.envs.gridworld import EnvParams
-from hrl_internal.models import metacontroller, transformer
+from hrl_internal.models import backbone, metacontroller
+from hrl_internal.models.backbone import ModelConfig
 from hrl_internal.models.metacontroller import MetacontrollerConfig
-from hrl_internal.models.transformer import TransformerConfig
 from hrl_internal.training import guards
-from hrl_internal.training.pretrain import action_losses, clipped_adamw, masked_mean, sample_batch
+from hrl_internal.training.pretrain import (QUALITY_METRICS, action_terms, clipped_adamw,
+                                            masked_mean, sample_batch)
+
+Rows = packing.PackedRows | packing.DenseRows
 
 VARIANTS = ("standard", "forced_switch", "cotrain")
 
@@ -51,7 +53,7 @@ class MetaState(NamedTuple):
 
 
 class Forward(NamedTuple):
-    action_logits: jax.Array  # [B, T, A]
+    outputs: dict[str, jax.Array]  # the base model's heads, each [B, T, ...]
     codes: metacontroller.MetacontrollerOutputs  # each [B, T, ...]
 
 
@@ -66,49 +68,52 @@ def module_config(meta: MetacontrollerConfig, hyper: MetaHyper) -> Metacontrolle
     return dataclasses.replace(meta, variant=variant)
 
 
-def init_state(key: jax.Array, meta: MetacontrollerConfig, model: TransformerConfig,
+def init_state(key: jax.Array, meta: MetacontrollerConfig, model: ModelConfig,
                hyper: MetaHyper) -> MetaState:
     meta_key, base_key = jax.random.split(key)
     params = {"meta": metacontroller.init(meta_key, module_config(meta, hyper))}
     if hyper.variant == "cotrain":
-        params["base"] = transformer.init(base_key, model)
+        params["base"] = backbone.module(model).init(base_key, model)
     return MetaState(params, optimizer(hyper).init(params), jnp.zeros((), jnp.int32))
 
 
 def forward(meta_params: Any, base: Any, obs: jax.Array, segments: jax.Array, key: jax.Array,
-            *, model: TransformerConfig, meta: MetacontrollerConfig, layer: int,
+            *, model: ModelConfig, meta: MetacontrollerConfig, layer: int,
             deterministic: bool = False) -> Forward:
     """The base model steered by the metacontroller at ``layer``.
 
     Args:
       obs: [B, T, obs_size]; segments: [B, T] int episode ids of packed rows.
     Returns:
-      action logits ``[B, T, A]`` and the codes (z, β, μ, log σ², KL), each ``[B, T, ...]``.
+      the base model's heads and the codes (z, β, μ, log σ², KL), each ``[B, T, ...]``.
     """
-    run = jax.vmap(transformer.run_blocks, in_axes=(None, 0, None, None, None, 0))
-    e_l, _ = run(base, transformer.embed(base, obs, model), 0, layer, model, segments)
+    e_l = backbone.run_blocks(base, backbone.module(model).embed(base, obs, model), 0, layer,
+                              model, segments)
     resets = metacontroller.resets_from_segments(segments)
     keys = jax.random.split(key, obs.shape[0])
     codes = jax.vmap(functools.partial(metacontroller.unroll, config=meta,
                                        deterministic=deterministic),
                      in_axes=(None, 0, 0, 0))(meta_params, e_l, resets, keys)
     edited = jax.vmap(lambda c, e: metacontroller.controller(meta_params, c, meta)(e))(codes, e_l)
-    e_top, _ = run(base, edited, layer, model.num_layers, model, segments)
-    return Forward(transformer.heads(base, e_top)["action_logits"], codes)
+    e_top = backbone.run_blocks(base, edited, layer, model.num_layers, model, segments)
+    return Forward(backbone.heads(base, e_top, model), codes)
 
 
-def metrics_of(out: Forward, rows: packing.PackedRows, alpha: float) -> dict[str, jax.Array]:
-    """Eq. 9 with λ = 0 as means over real steps (``loss`` = NLL + α KL), and diagnostics."""
-    nll, correct = action_losses(out.action_logits, rows.actions)
+def metrics_of(out: Forward, rows: Rows, alpha: float) -> dict[str, jax.Array]:
+    """Eq. 9 with λ = 0 as means over real steps (``loss`` = NLL + α KL), and diagnostics:
+    action accuracy (gridworld) or mean squared error of the mean action (ant)."""
+    nll, quality = action_terms(out.outputs, rows.actions)
     mask = rows.mask.astype(jnp.float32)
     nll, kl = masked_mean(nll, mask), masked_mean(out.codes.kl, mask)
-    return {"loss": nll + alpha * kl, "action_nll": nll, "kl": kl,
-            "action_accuracy": masked_mean(correct, mask),
-            "beta_mean": masked_mean(out.codes.beta, mask)}
+    metrics = {"loss": nll + alpha * kl, "action_nll": nll, "kl": kl}
+    metrics.update({QUALITY_METRICS[k]: masked_mean(v, mask) for k, v in quality.items()})
+    metrics["beta_mean"] = masked_mean(out.codes.beta, mask)
+    return metrics
 
 
-def forward_rows(params: Any, base: Any, rows: packing.PackedRows, key: jax.Array, *,
-                 model: TransformerConfig, meta: MetacontrollerConfig, env: EnvParams,
+
+def forward_rows(params: Any, base: Any, rows: Rows, key: jax.Array, *,
+                 model: ModelConfig, meta: MetacontrollerConfig, env: Any,
                  layer: int, deterministic: bool = False) -> Forward:
     """``forward`` on packed rows; ``params["base"]`` (cotrain) replaces the frozen ``base``."""
     obs, _ = packing.observations(rows, env)
@@ -116,8 +121,8 @@ def forward_rows(params: Any, base: Any, rows: packing.PackedRows, key: jax.Arra
                    model=model, meta=meta, layer=layer, deterministic=deterministic)
 
 
-def loss_fn(params: Any, base: Any, rows: packing.PackedRows, key: jax.Array, *,
-            model: TransformerConfig, meta: MetacontrollerConfig, env: EnvParams, layer: int,
+def loss_fn(params: Any, base: Any, rows: Rows, key: jax.Array, *,
+            model: ModelConfig, meta: MetacontrollerConfig, env: Any, layer: int,
             alpha: float) -> tuple[jax.Array, dict[str, jax.Array]]:
     """``(NLL + α KL, metrics)``."""
     out = forward_rows(params, base, rows, key, model=model, meta=meta, env=env, layer=layer)
@@ -134,8 +139,8 @@ def alpha_at(step: jax.Array, hyper: MetaHyper) -> jax.Array:
 
 @functools.partial(jax.jit, static_argnames=("model", "meta", "env", "layer", "hyper",
                                               "num_steps"))
-def train_steps(state: MetaState, base: Any, data: packing.PackedRows, key: jax.Array, *,
-                model: TransformerConfig, meta: MetacontrollerConfig, env: EnvParams,
+def train_steps(state: MetaState, base: Any, data: Rows, key: jax.Array, *,
+                model: ModelConfig, meta: MetacontrollerConfig, env: Any,
                 layer: int, hyper: MetaHyper, num_steps: int
                 ) -> tuple[MetaState, dict[str, jax.Array]]:
     """``num_steps`` updates as one ``lax.scan``; step ``s`` uses ``fold_in(key, s)`` (resumable).
@@ -164,8 +169,8 @@ def train_steps(state: MetaState, base: Any, data: packing.PackedRows, key: jax.
 
 
 @functools.partial(jax.jit, static_argnames=("model", "meta", "env", "layer", "hyper"))
-def evaluate(params: Any, base: Any, rows: packing.PackedRows, *, model: TransformerConfig,
-             meta: MetacontrollerConfig, env: EnvParams, layer: int, hyper: MetaHyper
+def evaluate(params: Any, base: Any, rows: Rows, *, model: ModelConfig,
+             meta: MetacontrollerConfig, env: Any, layer: int, hyper: MetaHyper
              ) -> tuple[dict[str, jax.Array], Forward]:
     """Held-out metrics with z̃ = μ (no sampling), and the codes for switching analysis."""
     out = forward_rows(params, base, rows, jax.random.PRNGKey(0), model=model,

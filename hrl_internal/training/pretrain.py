@@ -16,9 +16,8 @@ import jax.numpy as jnp
 import optax
 
 from hrl_internal.data import packing
-from hrl_internal.envs.gridworld import EnvParams
-from hrl_internal.models import transformer
-from hrl_internal.models.transformer import TransformerConfig
+from hrl_internal.models import backbone, hawk
+from hrl_internal.models.backbone import ModelConfig
 from hrl_internal.training import guards
 
 
@@ -59,8 +58,8 @@ def optimizer(hyper: PretrainHyper) -> optax.GradientTransformation:
                          hyper.skip_nonfinite)
 
 
-def init_state(key: jax.Array, model: TransformerConfig, hyper: PretrainHyper) -> TrainState:
-    params = transformer.init(key, model)
+def init_state(key: jax.Array, model: ModelConfig, hyper: PretrainHyper) -> TrainState:
+    params = backbone.module(model).init(key, model)
     return TrainState(params, optimizer(hyper).init(params), jnp.zeros((), jnp.int32))
 
 
@@ -71,38 +70,56 @@ def action_losses(action_logits: jax.Array, actions: jax.Array) -> tuple[jax.Arr
     return action_nll, jnp.argmax(action_logits, -1) == actions
 
 
-def sequence_losses(outputs: dict[str, jax.Array], actions: jax.Array, next_obs: jax.Array
-                    ) -> tuple[jax.Array, jax.Array, jax.Array]:
-    """Per-step ``(action_nll, obs_nll, correct)``, each ``[batch, time]``.
-
-    The next observation is a set of independent bits (per-cell one-hot channels), so its
-    negative log-likelihood is the summed binary cross-entropy.
-    """
+def action_terms(outputs: dict[str, jax.Array], actions: jax.Array
+                 ) -> tuple[jax.Array, dict[str, jax.Array]]:
+    """Per-step ``(action_nll, quality)``, each ``[batch, time]``: ``quality`` holds ``correct``
+    (categorical actions) or ``squared_error`` (Gaussian actions, mean over action dims)."""
+    if "action_mean" in outputs:
+        squared_error = jnp.mean((outputs["action_mean"] - actions) ** 2, axis=-1)
+        return hawk.action_nll(outputs, actions), {"squared_error": squared_error}
     action_nll, correct = action_losses(outputs["action_logits"], actions)
+    return action_nll, {"correct": correct}
+
+
+def sequence_losses(outputs: dict[str, jax.Array], actions: jax.Array, next_obs: jax.Array
+                    ) -> tuple[jax.Array, jax.Array, dict[str, jax.Array]]:
+    """Per-step ``(action_nll, obs_nll, quality)``, each ``[batch, time]`` (see ``action_terms``).
+
+    Gridworld: the next observation is a set of independent bits (per-cell one-hot channels), so
+    its negative log-likelihood is the summed binary cross-entropy. Ant: a unit-variance Gaussian
+    (``hawk.obs_nll``).
+    """
+    action_nll, quality = action_terms(outputs, actions)
+    if "obs_mean" in outputs:
+        return action_nll, hawk.obs_nll(outputs, next_obs), quality
     obs_nll = optax.sigmoid_binary_cross_entropy(outputs["obs_logits"], next_obs).sum(-1)
-    return action_nll, obs_nll, correct
+    return action_nll, obs_nll, quality
+
+
+QUALITY_METRICS = {"correct": "action_accuracy", "squared_error": "action_mse"}
 
 
 def masked_mean(x: jax.Array, mask: jax.Array) -> jax.Array:
     return jnp.sum(x * mask) / jnp.maximum(jnp.sum(mask), 1.0)
 
 
-def loss_fn(params: Any, rows: packing.PackedRows, model: TransformerConfig,
-            env: EnvParams, obs_loss_weight: float) -> tuple[jax.Array, dict[str, jax.Array]]:
+def loss_fn(params: Any, rows: packing.PackedRows | packing.DenseRows, model: ModelConfig,
+            env: Any, obs_loss_weight: float) -> tuple[jax.Array, dict[str, jax.Array]]:
     """The phase-1 loss over a batch of packed rows; returns ``(loss, metrics)``.
 
     Means are over real steps (``rows.mask``), so packing changes no gradient's expectation.
     """
     obs, next_obs = packing.observations(rows, env)  # [B, S, obs] each
-    outputs, _ = transformer.apply(params, obs, model, segments=rows.segments)
+    outputs, _ = backbone.module(model).apply(params, obs, model, segments=rows.segments)
     mask = rows.mask.astype(jnp.float32)
-    action_nll, obs_nll, correct = sequence_losses(outputs, rows.actions, next_obs)
+    action_nll, obs_nll, quality = sequence_losses(outputs, rows.actions, next_obs)
     action_loss = masked_mean(action_nll, mask)
     # With λ = 0 the observation head is dead code, and jit drops it.
     obs_loss = masked_mean(obs_nll, mask) if obs_loss_weight else jnp.zeros(())
     loss = action_loss + obs_loss_weight * obs_loss
-    return loss, {"loss": loss, "action_nll": action_loss, "obs_nll": obs_loss,
-                  "action_accuracy": masked_mean(correct, mask)}
+    metrics = {"loss": loss, "action_nll": action_loss, "obs_nll": obs_loss}
+    metrics.update({QUALITY_METRICS[k]: masked_mean(v, mask) for k, v in quality.items()})
+    return loss, metrics
 
 
 def sample_batch(rows: packing.PackedRows, key: jax.Array, batch_size: int) -> packing.PackedRows:
@@ -111,8 +128,8 @@ def sample_batch(rows: packing.PackedRows, key: jax.Array, batch_size: int) -> p
 
 
 @functools.partial(jax.jit, static_argnames=("model", "env", "hyper", "num_steps"))
-def train_steps(state: TrainState, data: packing.PackedRows, key: jax.Array, *,
-                model: TransformerConfig, env: EnvParams, hyper: PretrainHyper,
+def train_steps(state: TrainState, data: packing.PackedRows | packing.DenseRows,
+                key: jax.Array, *, model: ModelConfig, env: Any, hyper: PretrainHyper,
                 num_steps: int) -> tuple[TrainState, dict[str, jax.Array]]:
     """``num_steps`` AdamW updates as one ``lax.scan``; metrics are averaged over them, with
     ``nonfinite_steps`` / ``first_nonfinite_step`` for ``guards.check``.
@@ -137,8 +154,8 @@ def train_steps(state: TrainState, data: packing.PackedRows, key: jax.Array, *,
 
 
 @functools.partial(jax.jit, static_argnames=("model", "env"))
-def evaluate(params: Any, rows: packing.PackedRows, *, model: TransformerConfig,
-             env: EnvParams) -> dict[str, jax.Array]:
+def evaluate(params: Any, rows: packing.PackedRows | packing.DenseRows, *, model: ModelConfig,
+             env: Any) -> dict[str, jax.Array]:
     """Mask-weighted loss and accuracy over ``rows`` (one batch; call per chunk and average)."""
     _, metrics = loss_fn(params, rows, model, env, 0.0)
     metrics["num_steps"] = jnp.sum(rows.mask)

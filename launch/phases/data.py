@@ -44,7 +44,7 @@ def run(config: configs.Config, run: RunDir) -> dict[str, Any]:
             start = time.perf_counter()
             progress = Progress(f"data/{split}", count, unit="episodes")
             episodes = dataset.generate_chunked(
-                _split_key(config.seed, split), params, count, data.epsilon,
+                split_key(config.seed, split), params, count, data.epsilon,
                 chunk, on_chunk=progress.update)
             seconds += time.perf_counter() - start
             generated += count
@@ -58,7 +58,7 @@ def run(config: configs.Config, run: RunDir) -> dict[str, Any]:
 
     # The expert on the post-training task: the ceiling for internal RL (not stored).
     post = config.gridworld.env_params("posttrain")
-    keys = jax.random.split(_split_key(config.seed, "posttrain_check"), POSTTRAIN_CHECK_EPISODES)
+    keys = jax.random.split(split_key(config.seed, "posttrain_check"), POSTTRAIN_CHECK_EPISODES)
     figures["expert_posttrain_success_rate"] = float(
         np.mean(dataset.generate(keys, post, data.epsilon).success))
     if generated:
@@ -66,5 +66,5 @@ def run(config: configs.Config, run: RunDir) -> dict[str, Any]:
     return figures
 
 
-def _split_key(seed: int, split: str) -> jax.Array:
+def split_key(seed: int, split: str) -> jax.Array:
     return jax.random.fold_in(jax.random.PRNGKey(seed), SPLIT_TAGS[split])

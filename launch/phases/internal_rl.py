@@ -44,14 +44,16 @@ class Method:
 
 
 def rl_env(config: configs.Config):
+    """The RL task's environment, with the RL time limit."""
     r = config.rl
-    return dataclasses.replace(config.gridworld.env_params(r.rl_task), max_steps=r.rl_max_steps)
+    section = config.ant if config.env == "ant" else config.gridworld
+    return dataclasses.replace(section.env_params(r.rl_task), max_steps=r.rl_max_steps)
 
 
 def method(config: configs.Config, run_dir: RunDir, name: str) -> Method:
     """The learner, its static spec and frozen params for ``name``."""
     r, m = config.rl, config.meta
-    model = config.model.transformer(config.gridworld.env_params("pretrain"))
+    _, model = pretrain_phase.env_and_model(config)
     base = pretrain_phase.load_params(run_dir, config)
     slots = dict(num_slots=r.rl_slots, start_ticks=r.rl_start_ticks,
                  max_episodes=max(1, r.rl_start_ticks // 4))

@@ -16,7 +16,8 @@ import numpy as np
 
 from experiments import configs
 from hrl_internal.analysis import bayes, plots, rollout
-from hrl_internal.data import dataset, packing
+from hrl_internal.data import ant_dataset, dataset, packing
+from hrl_internal.models import backbone
 from hrl_internal.training import guards, pretrain
 from hrl_internal.training.checkpoint import Checkpointer
 from hrl_internal.utils.metrics import MetricsWriter
@@ -28,10 +29,27 @@ INIT_TAG, BATCH_TAG, ROLLOUT_TAG = 11, 12, 13
 EVAL_ROWS = 256  # held-out rows scored after every call (the full set at the end)
 
 
-def load_split(run: RunDir, config: configs.Config, split: str) -> dataset.Episodes:
-    episodes, _ = dataset.load(data_phase.split_path(run, split),
-                               config.gridworld.env_params("pretrain"))
-    return episodes
+def load_split(run: RunDir, config: configs.Config, split: str) -> Any:
+    """Host episodes of a data split (``dataset.Episodes``; the ant's ``ant_expert.Rollout``)."""
+    path = data_phase.split_path(run, split)
+    if config.env == "ant":
+        return ant_dataset.load(path, config.ant.env_params("pretrain"))[0]
+    return dataset.load(path, config.gridworld.env_params("pretrain"))[0]
+
+
+def env_and_model(config: configs.Config) -> tuple[Any, Any]:
+    """The pretraining environment's parameters and the base model's config."""
+    if config.env == "ant":
+        env = config.ant.env_params("pretrain")
+        return env, config.model.hawk(env)
+    env = config.gridworld.env_params("pretrain")
+    return env, config.model.transformer(env)
+
+
+def pack(episodes: Any, env: Any) -> packing.PackedRows | packing.DenseRows:
+    if isinstance(episodes, dataset.Episodes):
+        return packing.pack(episodes, env)
+    return packing.pack_dense(episodes, env.max_steps)
 
 
 def checkpointer(run: RunDir) -> Checkpointer:
@@ -40,8 +58,7 @@ def checkpointer(run: RunDir) -> Checkpointer:
 
 def load_params(run: RunDir, config: configs.Config) -> Any:
     """The trained base model's parameters (the latest pretrain checkpoint)."""
-    env = config.gridworld.env_params("pretrain")
-    model = config.model.transformer(env)
+    _, model = env_and_model(config)
     template = pretrain.init_state(jax.random.PRNGKey(0), model,
                                    config.pretrain.hyper(config.skip_nonfinite))
     return checkpointer(run).restore(template).params
@@ -72,22 +89,28 @@ def evaluate_in_chunks(evaluate_chunk: Any, rows: packing.PackedRows, keys: tupl
     return {k: v / max(steps, 1.0) for k, v in totals.items()}, extras
 
 
-def evaluate_rows(params: Any, rows: packing.PackedRows, model, env) -> dict[str, float]:
-    """Step-weighted held-out action NLL and accuracy over all ``rows``."""
+def evaluate_rows(params: Any, rows: packing.PackedRows | packing.DenseRows, model, env
+                  ) -> dict[str, float]:
+    """Step-weighted held-out action NLL and accuracy (ant: mean squared error) over ``rows``."""
     means, _ = evaluate_in_chunks(
         lambda part: (pretrain.evaluate(params, part, model=model, env=env), None), rows,
-        ("action_nll", "action_accuracy"))
+        ("action_nll", quality_key(model)))
     return means
 
 
+def quality_key(model: Any) -> str:
+    """The per-step action metric: accuracy (categorical actions) or mean squared error."""
+    return "action_mse" if backbone.is_continuous(model) else "action_accuracy"
+
+
 def run(config: configs.Config, run_dir: RunDir) -> dict[str, Any]:
-    env = config.gridworld.env_params("pretrain")
-    model = config.model.transformer(env)
+    env, model = env_and_model(config)
     p = config.pretrain
     hyper = p.hyper(config.skip_nonfinite)
-    train_rows = jax.tree.map(jnp.asarray, packing.pack(load_split(run_dir, config, "train"), env))
+    train_rows = jax.tree.map(jnp.asarray, pack(load_split(run_dir, config, "train"), env))
     eval_episodes = load_split(run_dir, config, "eval")
-    eval_rows = packing.pack(eval_episodes, env)
+    eval_rows = pack(eval_episodes, env)
+    quality = quality_key(model)
     probe_rows = jax.tree.map(lambda a: jnp.asarray(a[:EVAL_ROWS]), eval_rows)
     print(f"[pretrain] {train_rows.num_rows} packed rows of {env.max_steps} slots "
           f"({float(jnp.mean(train_rows.mask)):.0%} filled), batch {p.batch_size} rows")
@@ -114,11 +137,11 @@ def run(config: configs.Config, run_dir: RunDir) -> dict[str, Any]:
             step = int(state.step)
             held = pretrain.evaluate(state.params, probe_rows, model=model, env=env)
             line = {k: float(v) for k, v in metrics.items() if k != "first_nonfinite_step"}
-            line.update(heldout_action_nll=float(held["action_nll"]),
-                        heldout_action_accuracy=float(held["action_accuracy"]))
+            line.update({"heldout_action_nll": float(held["action_nll"]),
+                         f"heldout_{quality}": float(held[quality])})
             writer.write(step, line)
-            progress.update(step, loss=line["loss"], acc=line["action_accuracy"],
-                            heldout_acc=line["heldout_action_accuracy"])
+            progress.update(step, loss=line["loss"], **{quality: line[quality],
+                                                        f"heldout_{quality}": line[f"heldout_{quality}"]})
             logged = state
             if step % p.checkpoint_every == 0 or step == p.pretrain_steps:
                 ckpt.save(step, state)
@@ -128,16 +151,21 @@ def run(config: configs.Config, run_dir: RunDir) -> dict[str, Any]:
         raise
 
     final = evaluate_rows(state.params, eval_rows, model, env)
+    plots.plot_curves(writer.read(), ["loss", "heldout_action_nll"], [quality, f"heldout_{quality}"],
+                      os.path.join(run_dir.plots_dir, "pretrain_curves.png"),
+                      title=f"pretraining ({model.num_layers} layers, d={model.d_model})")
+    figures = {"steps": int(state.step), "heldout_action_nll": final["action_nll"],
+               f"heldout_{quality}": final[quality]}
+    if config.env == "ant":
+        figures["expert_success"] = float(np.mean(eval_episodes.success))
+        return figures
     roll = rollout.rollout(jax.random.fold_in(seed_key, ROLLOUT_TAG), state.params, model, env,
                            config.pretrain.rollout_episodes)
     greedy = rollout.rollout(jax.random.fold_in(seed_key, ROLLOUT_TAG), state.params, model, env,
                              config.pretrain.rollout_episodes, greedy=True)
     expert = dataset.summary(eval_episodes)["success_rate"]
     ceiling = bayes.scores(eval_episodes, env)
-    figures = {
-        "steps": int(state.step),
-        "heldout_action_nll": final["action_nll"],
-        "heldout_action_accuracy": final["action_accuracy"],
+    figures.update({
         "rollout_success": float(np.mean(roll.success)),
         "rollout_first_subgoal_rate": float(np.mean(roll.progress >= 2)),
         "rollout_success_greedy": float(np.mean(greedy.success)),
@@ -147,9 +175,5 @@ def run(config: configs.Config, run_dir: RunDir) -> dict[str, Any]:
         "bayes_optimal_action_nll": ceiling["nll"],
         "bayes_optimal_action_accuracy": ceiling["accuracy"],
         "rollout_episodes": config.pretrain.rollout_episodes,
-    }
-    plots.plot_curves(writer.read(), ["loss", "heldout_action_nll"],
-                      ["action_accuracy", "heldout_action_accuracy"],
-                      os.path.join(run_dir.plots_dir, "pretrain_curves.png"),
-                      title=f"pretraining ({model.num_layers} layers, d={model.d_model})")
+    })
     return figures

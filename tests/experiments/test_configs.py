@@ -32,7 +32,7 @@ def test_round_trip_through_dict():
 
 @pytest.mark.parametrize("overrides,field", [
     (dict(num_walls=-1), "num_walls"), (dict(max_steps=0), "max_steps"),
-    (dict(seed=-1), "seed"), (dict(env="ant"), "env"), (dict(epsilon=-0.1), "epsilon"),
+    (dict(seed=-1), "seed"), (dict(env="atari"), "env"), (dict(epsilon=-0.1), "epsilon"),
     (dict(chunk_episodes=0), "chunk_episodes"),
 ])
 def test_validate_names_the_field(overrides, field):
@@ -116,3 +116,29 @@ def test_random_configs_are_either_runnable_or_rejected_naming_a_field():
         _one_step(config)
 
     check()
+
+
+def test_ant_presets_are_valid_ordered_and_use_a_full_linear_controller():
+    sizes = []
+    for name in configs.PRESETS:
+        config = configs.preset(name, env="ant")
+        configs.validate(config)
+        assert config.env == "ant"
+        assert config.meta.controller_rank >= config.model.d_model, "Table A10: full linear U"
+        assert config.meta.layer == config.model.num_layers // 2
+        sizes.append(config.data.train_episodes)
+    assert sizes == sorted(sizes)
+    with pytest.raises(configs.ConfigError, match="--env: unknown env"):
+        configs.preset("cpu", env="atari")
+
+
+@pytest.mark.parametrize("overrides,field", [
+    (dict(ant_cell_size=0.0), "ant_cell_size"), (dict(expert_lr=-1.0), "expert_lr"),
+    (dict(rl_max_steps=501), "rl_max_steps"), (dict(ant_num_walls=-1), "ant_num_walls"),
+    (dict(expert_envs=3, expert_unroll=3), "expert_envs"), (dict(rl_task="0-9"), "rl_task"),
+])
+def test_ant_validation_names_the_field(overrides, field):
+    config = configs.replace_fields(configs.preset("cpu", env="ant"), **overrides)
+    with pytest.raises(configs.ConfigError) as e:
+        configs.validate(config)
+    assert e.value.field == field, str(e.value)

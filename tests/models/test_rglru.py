@@ -94,3 +94,29 @@ def test_jit_vmap_and_finite_gradients():
     grads = jax.jit(jax.grad(lambda p: jnp.sum(rglru.apply(p, X, C, resets=RESETS) ** 2)))(PARAMS)
     for path, g in jax.tree_util.tree_leaves_with_path(grads):
         assert np.all(np.isfinite(g)) and np.any(g != 0), path
+
+
+def test_heads_make_the_gates_block_diagonal():
+    heads = rglru.RGLRUConfig(width=6, num_heads=3)
+    params = jax.jit(rglru.init, static_argnums=(1, 2))(jax.random.PRNGKey(1), 5, heads)
+    assert params["gate_r"]["w"].shape == params["gate_i"]["w"].shape == (3, 2, 2)
+    assert PARAMS["gate_r"]["w"].shape == (6, 6)  # the default single head stays dense
+    # The same block, written with dense block-diagonal matrices: head k's gates read only u's
+    # k-th slice.
+    dense = dict(params)
+    for name in ("gate_r", "gate_i"):
+        blocks = np.asarray(params[name]["w"])
+        full = np.zeros((6, 6), np.float32)
+        for k in range(3):
+            full[2 * k:2 * k + 2, 2 * k:2 * k + 2] = blocks[k]
+        dense[name] = {"w": jnp.asarray(full), "b": params[name]["b"]}
+    y = apply(params, X, heads, resets=RESETS)
+    np.testing.assert_allclose(y, apply(dense, X, C, resets=RESETS), rtol=1e-5, atol=1e-6)
+    h, y0 = rglru.step(params, rglru.initial_state(heads), X[0], heads)
+    np.testing.assert_allclose(y0, y[0], rtol=1e-5, atol=1e-6)
+    # The gates matter (an off-diagonal entry changes the output): the equality is not vacuous.
+    leaky = dict(dense, gate_r={"w": dense["gate_r"]["w"].at[0, 5].add(3.0),
+                                "b": params["gate_r"]["b"]})
+    assert not np.allclose(apply(leaky, X, C), apply(dense, X, C), atol=1e-4)
+    with pytest.raises(ValueError, match="num_heads"):
+        rglru.RGLRUConfig(width=6, num_heads=4)

@@ -1,0 +1,54 @@
+"""One interface over the environments, for the code that runs a model in the loop.
+
+``gridworld`` returns observations from ``reset``/``step``; ``ant_pinpad`` returns states only
+(its observation costs work, so it is computed when asked for). The functions here give both the
+same shape, dispatched on the type of the environment's parameters. Every state has ``done``,
+``success`` and ``progress`` (colours visited).
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+
+from hrl_internal.envs import ant_pinpad, gridworld
+
+EnvParams = gridworld.EnvParams | ant_pinpad.AntEnvParams
+
+
+def is_ant(env: EnvParams) -> bool:
+    return isinstance(env, ant_pinpad.AntEnvParams)
+
+
+def reset(key: jax.Array, env: EnvParams, task_id: jax.Array | None = None) -> Any:
+    """A new episode's state (task uniform over the task set unless ``task_id`` is given)."""
+    if is_ant(env):
+        return ant_pinpad.reset(key, env, task_id)
+    return gridworld.reset(key, env, task_id)[1]
+
+
+def observe(state: Any, env: EnvParams) -> jax.Array:
+    """``[obs_size]`` float32."""
+    return (ant_pinpad if is_ant(env) else gridworld).observe(state, env)
+
+
+def step(state: Any, action: jax.Array, env: EnvParams
+         ) -> tuple[Any, jax.Array, jax.Array]:
+    """``(state, reward [], done [])``; a finished episode is absorbing with reward 0."""
+    if is_ant(env):
+        state = ant_pinpad.step(state, action, env)
+        return state, state.reward, state.done
+    _, state, reward, done, _ = gridworld.step(state, action, env)
+    return state, reward, done
+
+
+def current_subgoal(state: Any, env: EnvParams) -> jax.Array:
+    """The subgoal being pursued: a colour pair (gridworld) or a colour (ant)."""
+    return (ant_pinpad if is_ant(env) else gridworld).current_subgoal(state)
+
+
+def subgoals_per_task(env: EnvParams) -> int:
+    """How many subgoals the longest task of ``env`` has (progress counts colours)."""
+    if is_ant(env):
+        return env.max_task_len
+    return env.max_task_len // gridworld.COLOURS_PER_SUBGOAL
