@@ -65,6 +65,8 @@ class AntConfig:
     expert_lr: float = _help("expert AdamW learning rate", default=3e-4)
     expert_wd: float = _help("expert AdamW weight decay", default=0.03)
     expert_entropy: float = _help("expert entropy bonus", default=3e-4)
+    expert_alive_bonus: float = _help("expert training reward per step the ant has not fallen, "
+                                      "left the grid or entered a wrong cell", default=0.25)
     expert_updates_per_call: int = _help("PPO updates per jitted call (one progress line, and "
                                          "a checkpoint, each)", default=20)
     expert_eval_episodes: int = _help("episodes measuring the expert's success per task set",
@@ -80,7 +82,7 @@ class AntConfig:
         return ant_expert.ExpertHyper(
             num_envs=self.expert_envs, unroll=self.expert_unroll, learning_rate=self.expert_lr,
             weight_decay=self.expert_wd, entropy=self.expert_entropy,
-            skip_nonfinite=skip_nonfinite)
+            alive_bonus=self.expert_alive_bonus, skip_nonfinite=skip_nonfinite)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -453,7 +455,7 @@ def _validate_ant(config: Config) -> None:
     for name in ("ant_cell_size", "expert_lr"):
         if getattr(a, name) <= 0:
             raise ConfigError(name, f"must be positive, got {getattr(a, name)}")
-    for name in ("expert_wd", "expert_entropy"):
+    for name in ("expert_wd", "expert_entropy", "expert_alive_bonus"):
         if getattr(a, name) < 0:
             raise ConfigError(name, f"must be >= 0, got {getattr(a, name)}")
     for task_set in ant_pinpad.TASK_SETS:

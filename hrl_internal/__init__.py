@@ -23,8 +23,15 @@ jit, vmap and grad), named after the paper's terms::
     internal_env.step(frozen, state, z, spec) -> (e, state, reward, done, info)
     internal_rl.rl_loss(params, batch, spec, clip) -> (loss, metrics)
 
-The configs and specs they take are also here by name (``EnvParams``, ``TransformerConfig``,
-``MetacontrollerConfig``, ``InternalEnvSpec``, ``Frozen``, ``InternalRLSpec``, ``PolicyConfig``).
+    ant_pinpad.reset(key, params, task_id=None) -> state     the MJX ant (brax), continuous actions
+    ant_pinpad.step(state, action [8], params) -> state;  ant_pinpad.observe(state, params) -> obs
+    ant_expert.train_steps(state, key, *, env, hyper, num_updates) -> (state, metrics)   PPO expert
+    hawk.apply(params, obs [B, T, obs_size], config, *, controller=None, layer=None)
+        -> ({"action_mean", "action_log_std", "obs_mean"}, residuals [B, T, L + 1, d_model])
+    backbone.module(config), family.reset/observe/step: one interface over both models and envs
+
+The configs and specs they take are also here by name (``EnvParams``, ``AntEnvParams``,
+``TransformerConfig``, ``HawkConfig``, ``MetacontrollerConfig``, ``InternalEnvSpec``, ``Frozen``, ``InternalRLSpec``, ``PolicyConfig``).
 Every name loads on first use, so ``import hrl_internal`` (and any of its submodules) costs
 nothing more than what is used. Training loops, checkpoints and the launcher stay out of it:
 they live in ``hrl_internal.training`` and ``launch``.
@@ -49,11 +56,18 @@ _MODULES = {
     "policy": "hrl_internal.rl.policy",
     "ppo": "hrl_internal.rl.ppo",
     "raw_action": "hrl_internal.rl.raw_action",
+    "ant_pinpad": "hrl_internal.envs.ant_pinpad",
+    "ant_expert": "hrl_internal.data.ant_expert",
+    "hawk": "hrl_internal.models.hawk",
+    "backbone": "hrl_internal.models.backbone",
+    "family": "hrl_internal.envs.family",
 }
 # Public name -> (module, attribute): the configs and specs the functions above take.
 _ATTRIBUTES = {
     "EnvParams": ("hrl_internal.envs.gridworld", "EnvParams"),
+    "AntEnvParams": ("hrl_internal.envs.ant_pinpad", "AntEnvParams"),
     "TransformerConfig": ("hrl_internal.models.transformer", "TransformerConfig"),
+    "HawkConfig": ("hrl_internal.models.hawk", "HawkConfig"),
     "MetacontrollerConfig": ("hrl_internal.models.metacontroller", "MetacontrollerConfig"),
     "InternalEnvSpec": ("hrl_internal.rl.internal_env", "InternalEnvSpec"),
     "Frozen": ("hrl_internal.rl.internal_env", "Frozen"),
@@ -64,10 +78,12 @@ _ATTRIBUTES = {
 __all__ = [*_MODULES, *_ATTRIBUTES]
 
 if TYPE_CHECKING:  # what static tools see; at run time the names load lazily (below)
-    from hrl_internal.data import dataset, expert, packing
-    from hrl_internal.envs import gridworld
+    from hrl_internal.data import ant_expert, dataset, expert, packing
+    from hrl_internal.envs import ant_pinpad, family, gridworld
+    from hrl_internal.envs.ant_pinpad import AntEnvParams
     from hrl_internal.envs.gridworld import EnvParams
-    from hrl_internal.models import intervention, metacontroller, rglru, transformer
+    from hrl_internal.models import backbone, hawk, intervention, metacontroller, rglru, transformer
+    from hrl_internal.models.hawk import HawkConfig
     from hrl_internal.models.metacontroller import MetacontrollerConfig
     from hrl_internal.models.transformer import TransformerConfig
     from hrl_internal.rl import internal_env, internal_rl, policy, ppo, raw_action

@@ -62,3 +62,22 @@ def tiny(tmp_path_factory, worker_id):
         with open(path, "rb") as f:
             data = pickle.load(f)
     return jax.tree.map(lambda x: jnp.asarray(x) if isinstance(x, np.ndarray) else x, data)
+
+
+# The longest tests: launcher runs of minutes each, in subprocesses.
+LONGEST = ("test_all_phases_run_record_skip_refuse_another_config_and_resume_after_kills",
+           "test_ant_runs_every_phase_through_the_shared_code")
+
+
+def pytest_collection_modifyitems(config, items):
+    """Starts each pytest-xdist worker on one of the longest tests. Left where they fall, both
+    came late and one ran alone for minutes at the end while the other worker sat idle. xdist's
+    load scheduler first hands worker k the k-th chunk of ``len(items) // workers // 4`` tests in
+    collection order (``xdist/scheduler/load.py``), so each long test heads a chunk."""
+    longest = [item for item in items if item.name in LONGEST]
+    ordered = [item for item in items if item.name not in LONGEST]
+    workers = int(getattr(config, "workerinput", {}).get("workercount", 1))
+    chunk = max(2, len(items) // max(workers, 1) // 4) if workers > 1 else 0
+    for k, item in enumerate(longest):
+        ordered.insert(min(k * chunk, len(ordered)), item)
+    items[:] = ordered

@@ -7,16 +7,31 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from hrl_internal.envs.gridworld import EnvParams  # noqa: E402
+from hrl_internal.envs import ant_pinpad  # noqa: E402
 
 COLOURS = ("tab:red", "tab:orange", "tab:olive", "tab:green", "tab:cyan", "tab:blue",
            "tab:purple", "tab:pink", "tab:brown", "tab:gray")
 
 
-def plot_episodes(episodes, params: EnvParams, path: str, count: int = 4) -> None:
-    """Draws the first ``count`` episodes: walls, coloured cells (numbered), the agent's path."""
+def _path_on_grid(episodes, i: int, steps: int, params) -> np.ndarray:
+    """Episode ``i``'s positions ``[steps + 1, 2]`` as (column, row) in cell units: the gridworld's
+    cells (jittered so revisits show), the ant's torso read back from its observations."""
+    if hasattr(episodes, "agent_cells"):
+        cells = np.asarray(episodes.agent_cells[i][: steps + 1])
+        jitter = np.linspace(-0.15, 0.15, len(cells))
+        return np.stack([cells % params.grid_size + jitter, cells // params.grid_size + jitter], 1)
+    xy = np.asarray(episodes.obs[i][: steps + 1, ant_pinpad.observation_slices(params)["xy"]])
+    half = params.side_length / 2
+    xy = xy * half  # the observation holds x, y / (side / 2)
+    return np.stack([(xy[:, 0] + half) / params.cell_size - 0.5,
+                     (half - xy[:, 1]) / params.cell_size - 0.5], 1)
+
+
+def plot_episodes(episodes, params, path: str, count: int = 4) -> None:
+    """Draws the first ``count`` episodes: walls, coloured cells (numbered), the agent's path
+    (gridworld: its cells; ant: its torso)."""
     g = params.grid_size
-    count = min(count, episodes.num_episodes)
+    count = min(count, len(episodes.success))
     fig, axes = plt.subplots(1, count, figsize=(3.2 * count, 3.4), squeeze=False)
     for i, ax in enumerate(axes[0]):
         ax.set_xlim(-0.5, g - 0.5)
@@ -32,10 +47,9 @@ def plot_episodes(episodes, params: EnvParams, path: str, count: int = 4) -> Non
                                        color=COLOURS[colour % len(COLOURS)], alpha=0.6))
             ax.text(cell % g, cell // g, str(colour), ha="center", va="center", fontsize=11)
         steps = int(np.sum(episodes.mask[i]))
-        path_cells = np.asarray(episodes.agent_cells[i][: steps + 1])
-        jitter = np.linspace(-0.15, 0.15, len(path_cells))
-        ax.plot(path_cells % g + jitter, path_cells // g + jitter, "-", color="k", lw=1.2)
-        ax.plot(path_cells[0] % g, path_cells[0] // g, "o", color="k", ms=8)
+        positions = _path_on_grid(episodes, i, steps, params)
+        ax.plot(positions[:, 0], positions[:, 1], "-", color="k", lw=1.2)
+        ax.plot(positions[0, 0], positions[0, 1], "o", color="k", ms=8)
         task = "-".join(str(c) for c in params.tasks[int(episodes.task_id[i])])
         result = "solved" if episodes.success[i] else "failed"
         ax.set_title(f"task {task}\n{steps} steps, {result}", fontsize=9)

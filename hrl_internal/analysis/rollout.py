@@ -1,6 +1,7 @@
-"""The base model acting in the environment, one step at a time with KV caches.
+"""The base model acting in the environment, one step at a time with KV caches (or, for the
+ant's SSM, recurrent states).
 
-Each step: observe, run the lower blocks (``transformer.lower``), optionally edit the residual
+Each step: observe, run the lower blocks (``lower``), optionally edit the residual
 stream at ``layer`` (``intervene``), run the upper blocks and sample an action, step the env. A
 batch of episodes is one jitted call: a ``lax.scan`` over time of batched model and env steps.
 """
@@ -12,14 +13,14 @@ from typing import Any, Callable, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from hrl_internal.envs import gridworld
-from hrl_internal.envs.gridworld import EnvParams
-from hrl_internal.models import transformer
-from hrl_internal.models.transformer import TransformerConfig
+from hrl_internal.envs import family
+from hrl_internal.envs.family import EnvParams
+from hrl_internal.models import backbone
+from hrl_internal.models.backbone import ModelConfig
 
 # intervene(intervene_params, e_t [d_model], env_state) -> e_t; may read ground-truth labels from
 # the env state (analysis only). A module-level function, so jit compiles it once.
-Intervention = Callable[[Any, jax.Array, gridworld.EnvState], jax.Array]
+Intervention = Callable[[Any, jax.Array, Any], jax.Array]
 
 
 class RolloutResult(NamedTuple):
@@ -28,38 +29,41 @@ class RolloutResult(NamedTuple):
     progress: jax.Array  # [N] int32, colours of the task visited
 
 
-def rollout(key: jax.Array, params: Any, model: TransformerConfig, env: EnvParams,
+def rollout(key: jax.Array, params: Any, model: ModelConfig, env: EnvParams,
             num_episodes: int, *, layer: int | None = None,
             intervene: Intervention | None = None, intervene_params: Any = None,
             greedy: bool = False) -> RolloutResult:
     """Runs ``num_episodes`` episodes of the model acting (sampling unless ``greedy``), with
     ``intervene(intervene_params, e, state)`` editing the residual stream at ``layer``."""
     layer = model.num_layers if layer is None else layer
-    return _rollout(key, params, intervene_params, model, env, num_episodes, layer, intervene,
-                    greedy)
+    # ``greedy`` is traced, not static: sampled and greedy rollouts share one compiled program.
+    return _rollout(key, params, intervene_params, jnp.asarray(greedy), model, env, num_episodes,
+                    layer, intervene)
 
 
-@functools.partial(jax.jit, static_argnums=(3, 4, 5, 6, 7, 8))
-def _rollout(key, params, intervene_params, model, env, num_episodes, layer, intervene, greedy):
+@functools.partial(jax.jit, static_argnums=(4, 5, 6, 7, 8))
+def _rollout(key, params, intervene_params, greedy, model, env, num_episodes, layer, intervene):
     reset_key, act_key = jax.random.split(key)
-    obs, state = jax.vmap(gridworld.reset, in_axes=(0, None))(
+    state = jax.vmap(family.reset, in_axes=(0, None))(
         jax.random.split(reset_key, num_episodes), env)
     # Episodes advance in lockstep (finished ones are absorbing), so caches share one position.
-    lower_cache, upper_cache = transformer.init_caches(model, layer, num_episodes)
-    env_step = jax.vmap(gridworld.step, in_axes=(0, 0, None))
+    lower_cache, upper_cache = backbone.init_caches(model, layer, num_episodes)
+    net = backbone.module(model)
+    observe = jax.vmap(family.observe, in_axes=(0, None))
+    env_step = jax.vmap(family.step, in_axes=(0, 0, None))
 
     def act(carry, step_key):
-        obs, state, lower_cache, upper_cache = carry
-        e, lower_cache = transformer.lower(params, lower_cache, obs, model, layer)
+        state, length, lower_cache, upper_cache = carry
+        e, lower_cache = net.lower(params, lower_cache, observe(state, env), model, layer)
         if intervene is not None:
             e = jax.vmap(intervene, in_axes=(None, 0, 0))(intervene_params, e, state)
-        outputs, upper_cache = transformer.upper(params, upper_cache, e, model, layer)
-        logits = outputs["action_logits"]
-        action = (jnp.argmax(logits, -1) if greedy
-                  else jax.random.categorical(step_key, logits)).astype(jnp.int32)
-        obs, state, _, _, _ = env_step(state, action, env)
-        return (obs, state, lower_cache, upper_cache), None
+        outputs, upper_cache = net.upper(params, upper_cache, e, model, layer)
+        action = jnp.where(greedy, backbone.greedy_action(outputs),
+                           backbone.sample_action(step_key, outputs))
+        length = length + (~state.done).astype(jnp.int32)
+        state, _, _ = env_step(state, action, env)
+        return (state, length, lower_cache, upper_cache), None
 
-    carry = (obs, state, lower_cache, upper_cache)
-    (_, final, _, _), _ = jax.lax.scan(act, carry, jax.random.split(act_key, env.max_steps))
-    return RolloutResult(final.success, final.time, final.progress)
+    carry = (state, jnp.zeros((num_episodes,), jnp.int32), lower_cache, upper_cache)
+    (final, length, _, _), _ = jax.lax.scan(act, carry, jax.random.split(act_key, env.max_steps))
+    return RolloutResult(final.success, length, final.progress)

@@ -47,8 +47,6 @@ def current_subgoal(state: Any, env: EnvParams) -> jax.Array:
     return (ant_pinpad if is_ant(env) else gridworld).current_subgoal(state)
 
 
-def subgoals_per_task(env: EnvParams) -> int:
-    """How many subgoals the longest task of ``env`` has (progress counts colours)."""
-    if is_ant(env):
-        return env.max_task_len
-    return env.max_task_len // gridworld.COLOURS_PER_SUBGOAL
+def colours_per_subgoal(env: EnvParams) -> int:
+    """Colours a subgoal spans: a pair in the gridworld, one on the ant (progress counts colours)."""
+    return 1 if is_ant(env) else gridworld.COLOURS_PER_SUBGOAL

@@ -72,6 +72,13 @@ def sample_action(key: jax.Array, outputs: dict[str, jax.Array]) -> jax.Array:
     return jax.random.categorical(key, outputs["action_logits"]).astype(jnp.int32)
 
 
+def greedy_action(outputs: dict[str, jax.Array]) -> jax.Array:
+    """The most likely primitive action (the Gaussian's mean, or the arg-max)."""
+    if "action_mean" in outputs:
+        return jnp.clip(hawk.mean_action(outputs), -1.0, 1.0)
+    return jnp.argmax(outputs["action_logits"], -1).astype(jnp.int32)
+
+
 def action_log_prob(outputs: dict[str, jax.Array], actions: jax.Array) -> jax.Array:
     """``ln p(a_t | ...)`` per step: ``[...]``."""
     if "action_mean" in outputs:

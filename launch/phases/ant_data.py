@@ -120,6 +120,7 @@ def run(config: configs.Config, run: RunDir) -> dict[str, Any]:
         figures[f"{split}_episodes"] = int(episodes.task_id.shape[0])
         if split == "train":
             figures.update({f"demo_{k}": v for k, v in dataset.summary(episodes).items()})
+            plots.plot_episodes(episodes, env, os.path.join(run.plots_dir, "data_episodes.png"))
     if generated:
         figures["episodes_per_s"] = generated / seconds
     return figures

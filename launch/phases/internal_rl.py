@@ -187,6 +187,11 @@ def run(config: configs.Config, run_dir: RunDir) -> dict[str, Any]:
         })
         print(f"[internal_rl/{name}] final success {rates.mean():.4f} (seeds "
               f"{', '.join(f'{x:.4f}' for x in rates)})")
+        if config.env == "ant":
+            # The paper reports ant success relative to the expert's on the same task.
+            expert = run_dir.results().get("data", {}).get("expert_posttrain_success")
+            figures[f"{name}.success_rate_normalised"] = (
+                float(rates.mean()) / expert if expert else None)
     plots.plot_rl_curves(curves, os.path.join(run_dir.plots_dir, "internal_rl_success.png"),
                          title=f"task {r.rl_task}: success per update ({r.rl_seeds} seeds)")
     return figures

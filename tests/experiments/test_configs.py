@@ -102,7 +102,7 @@ def test_random_configs_are_either_runnable_or_rejected_naming_a_field():
     overrides = st.sets(st.sampled_from(sorted(_CANDIDATES)), min_size=1, max_size=4).flatmap(
         lambda keys: st.fixed_dictionaries({k: st.sampled_from(_CANDIDATES[k]) for k in keys}))
 
-    @settings(max_examples=15, deadline=None, derandomize=True,
+    @settings(max_examples=6, deadline=None, derandomize=True,
               suppress_health_check=[HealthCheck.too_slow])
     @given(overrides)
     def check(values):
