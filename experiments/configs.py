@@ -198,7 +198,11 @@ class MetaConfig:
     encoder_hidden: int = _help("controller encoder MLP width", default=64)
     decoder_hidden: int = _help("controller decoder (hypernetwork) MLP width", default=32)
     switch_hidden: int = _help("switching unit MLP width", default=64)
-    controller_rank: int = _help("rank of the decoded controller U", default=16)
+    controller_rank: int = _help("rank of the decoded controller U (>= d_model: full linear)",
+                                 default=16)
+    meta_input_norm: bool = _help("RMS-normalise the residual stream where the metacontroller "
+                                  "reads it (on for the ant, whose stream is far from unit scale)",
+                                  default=False)
     meta_steps: int = _help("optimiser steps per metacontroller", default=700)
     alpha_warmup: int = _help("steps over which α ramps up from 0 (0: full α from the start)",
                               default=500)
@@ -219,7 +223,7 @@ class MetaConfig:
             d_model=d_model, latent_dim=self.latent_dim, history_dim=self.history_dim,
             embed_dim=self.embed_dim, encoder_hidden=self.encoder_hidden,
             decoder_hidden=self.decoder_hidden, rank=self.controller_rank,
-            switch_hidden=self.switch_hidden)
+            switch_hidden=self.switch_hidden, input_norm=self.meta_input_norm)
 
     def hyper(self, alpha: float, variant: str, skip_nonfinite: bool = False
               ) -> meta_training.MetaHyper:
@@ -296,13 +300,18 @@ _ANT_PRESETS: dict[str, dict[str, Any]] = {
         obs_loss_weight=10.0, pretrain_steps=10, batch_size=4, steps_per_call=5,
         checkpoint_every=5, rollout_episodes=8, layer=1, controller_rank=32, meta_steps=10,
         meta_batch_size=4, latent_dim=4, history_dim=8, embed_dim=8, encoder_hidden=16,
-        decoder_hidden=8, switch_hidden=16, alpha_warmup=5, rl_max_steps=60, rl_seeds=2,
+        decoder_hidden=8, switch_hidden=16, alpha_warmup=5, meta_input_norm=True,
+        rl_max_steps=60, rl_seeds=2,
         rl_slots=4, rl_start_ticks=8, rl_updates=2, rl_updates_per_call=1, policy_width=16,
         rl_initial_episodes=8, rl_eval_episodes=4),
     "cpu": dict(
         train_episodes=2_000, eval_episodes=200, chunk_episodes=200, num_layers=4, num_heads=4,
         obs_loss_weight=10.0, pretrain_steps=1_500, batch_size=8, pretrain_lr=1e-3,
-        rollout_episodes=128, layer=2, controller_rank=128, meta_batch_size=8,
+        rollout_episodes=128, layer=2, controller_rank=128, meta_input_norm=True,
+        meta_batch_size=8, meta_lr=3e-4,
+        # The Gaussian action NLL keeps rewarding sharper predictions, so a KL weight that
+        # starts at 0 for 500 steps let the codes grow without bound (KL ~1e12 per step).
+        alpha_warmup=50,
         rl_max_steps=500, rl_slots=32, rl_start_ticks=200, rl_initial_episodes=1_024,
         rl_eval_episodes=256),
     # Table A3 (expert: 1024 environments) and A5 (Hawk, depth 8, n_e 256, λ 10, 204.8k steps,
@@ -314,7 +323,7 @@ _ANT_PRESETS: dict[str, dict[str, Any]] = {
         obs_loss_weight=10.0, pretrain_steps=204_800, batch_size=512, pretrain_lr=3e-4,
         pretrain_wd=0.03, steps_per_call=500, checkpoint_every=5_000, rollout_episodes=1_024,
         # Table A10 (full linear controller at L/2; 32k steps, batch 128, lr 3e-4) and A14.
-        layer=4, controller_rank=256, alpha="0,0.05,0.1,0.17,0.3,0.5,1",
+        layer=4, controller_rank=256, meta_input_norm=True, alpha="0,0.05,0.1,0.17,0.3,0.5,1",
         metacontroller_variant="standard,forced_switch,cotrain", meta_steps=32_000,
         meta_batch_size=128, meta_lr=3e-4, alpha_warmup=3_200, rl_task="posttrain",
         rl_max_steps=500, rl_methods="internal_rl,raw_action_rl,forced_switch,cotrain",

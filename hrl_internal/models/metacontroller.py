@@ -42,11 +42,16 @@ class MetacontrollerConfig:
     rank: int = 16  # rank >= d_model makes U a full linear map (ant)
     switch_hidden: int = 64
     variant: str = "standard"  # "forced_switch": β ≡ 1 (baseline)
+    # RMS-normalise e_t where the metacontroller reads it (not where U_t edits it): the ant's Hawk
+    # stream has entries far above 1, and the encoder's initial log σ² reached 34 on it.
+    input_norm: bool = False
 
     def __post_init__(self):
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
-            if f.name != "variant" and (not isinstance(value, int) or value <= 0):
+            if f.name in ("variant", "input_norm"):
+                continue
+            if not isinstance(value, int) or value <= 0:
                 raise ValueError(f"{f.name} must be a positive int, got {value!r}")
         if self.variant not in VARIANTS:
             raise ValueError(f"variant must be one of {VARIANTS}, got {self.variant!r}")
@@ -180,6 +185,13 @@ def apply_controller(e: jax.Array, a: jax.Array, b: jax.Array) -> jax.Array:
     return intervention.low_rank_update(e, a, b)
 
 
+def observe(e: jax.Array, config: MetacontrollerConfig) -> jax.Array:
+    """The residual ``e [..., d]`` as the metacontroller's networks read it."""
+    if not config.input_norm:
+        return e
+    return e * jax.lax.rsqrt(jnp.mean(e**2, axis=-1, keepdims=True) + 1e-6)
+
+
 def kl_to_standard_normal(mu: jax.Array, log_var: jax.Array) -> jax.Array:
     """KL(N(μ, diag σ²) || N(0, I)) for ``mu, log_var [n_z] -> []``."""
     return 0.5 * jnp.sum(jnp.exp(log_var) + mu**2 - 1.0 - log_var, axis=-1)
@@ -202,6 +214,7 @@ def unroll(params: Params, e: jax.Array, resets: jax.Array, key: jax.Array,
     chex.assert_shape(resets, (T,))
     chex.assert_type(resets, bool)
     resets = resets.at[0].set(True)
+    e = observe(e, config)
     s = sequence_embedder(params, e, resets)
     n_z = config.latent_dim
     eps = jnp.zeros((T * n_z,)) if deterministic else jax.random.normal(key, (T * n_z,))

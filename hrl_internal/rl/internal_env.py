@@ -111,7 +111,8 @@ def tick(frozen: Frozen, state: InternalState, z: jax.Array, spec: InternalEnvSp
     action = backbone.sample_action(act_key, jax.tree.map(lambda x: x[0], outputs))
     env_state, reward, done = family.step(state.env_state, action, spec.env)
     info = {"success": env_state.success, "task_index": env_state.progress}
-    history = metacontroller.gru_step(frozen.meta, state.history, state.e)
+    history = metacontroller.gru_step(frozen.meta, state.history,
+                                      metacontroller.observe(state.e, spec.meta))
     state = InternalState(env_state, state.lower_cache, upper_cache, state.e, history, z, key)
     restart = jnp.zeros((), bool) if may_restart is None else may_restart & done
     if may_restart is not None:
@@ -121,7 +122,8 @@ def tick(frozen: Frozen, state: InternalState, z: jax.Array, spec: InternalEnvSp
             backbone.restart_cache(upper_cache, restart), state.e,
             jnp.where(restart, 0.0, history), jnp.where(restart, 0.0, z), key)
     state = _observe(frozen, state, spec)
-    beta = metacontroller.switching_gate(frozen.meta, state.e, state.history, state.code)
+    beta = metacontroller.switching_gate(frozen.meta, metacontroller.observe(state.e, spec.meta),
+                                         state.history, state.code)
     switch = (beta >= spec.beta_threshold) | spec.forced_switch
     return state, reward, switch | restart, {**info, "beta": beta, "action": action, "done": done,
                                              "restart": restart}

@@ -232,3 +232,19 @@ def test_batched_loss_jits_vmaps_and_reaches_every_parameter():
         np.testing.assert_allclose(edited[i], edit(PARAMS, one, es[i]), **close)
     for path, g in jax.tree_util.tree_leaves_with_path(grads):
         assert np.all(np.isfinite(g)) and np.any(g != 0), jax.tree_util.keystr(path)
+
+
+def test_input_norm_makes_the_codes_independent_of_the_stream_scale():
+    config = mc.MetacontrollerConfig(d_model=8, latent_dim=3, history_dim=4, embed_dim=4,
+                                     encoder_hidden=8, decoder_hidden=4,
+                                     rank=8, switch_hidden=8, input_norm=True)
+    params = mc.init(jax.random.PRNGKey(0), config)
+    e = jax.random.normal(jax.random.PRNGKey(1), (6, 8))
+    resets = jnp.zeros((6,), bool)
+    small = mc.unroll(params, e, resets, jax.random.PRNGKey(2), config)
+    large = mc.unroll(params, 40.0 * e, resets, jax.random.PRNGKey(2), config)
+    np.testing.assert_allclose(small.mu, large.mu, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(small.beta, large.beta, rtol=1e-4, atol=1e-5)
+    plain = dataclasses.replace(config, input_norm=False)
+    raw = mc.unroll(params, 40.0 * e, resets, jax.random.PRNGKey(2), plain)
+    assert not np.allclose(raw.mu, large.mu, atol=1e-3), "without it the scale reaches the codes"
