@@ -248,3 +248,15 @@ def test_input_norm_makes_the_codes_independent_of_the_stream_scale():
     plain = dataclasses.replace(config, input_norm=False)
     raw = mc.unroll(params, 40.0 * e, resets, jax.random.PRNGKey(2), plain)
     assert not np.allclose(raw.mu, large.mu, atol=1e-3), "without it the scale reaches the codes"
+
+
+def test_edit_equals_the_decoded_controller_applied():
+    config = mc.MetacontrollerConfig(d_model=8, latent_dim=3, history_dim=4, embed_dim=4,
+                                     encoder_hidden=8, decoder_hidden=5, rank=8, switch_hidden=8)
+    params = mc.init(jax.random.PRNGKey(0), config)
+    z = jax.random.normal(jax.random.PRNGKey(1), (3,))
+    e = jax.random.normal(jax.random.PRNGKey(2), (8,))
+    a, b = mc.controller_decoder(params, z)
+    np.testing.assert_allclose(mc.edit(params, z, e), mc.apply_controller(e, a, b),
+                               rtol=1e-5, atol=1e-6)
+    assert not np.allclose(mc.edit(params, z, e), e), "a nonzero edit"
