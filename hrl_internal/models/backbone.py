@@ -15,6 +15,7 @@ import jax
 import jax.numpy as jnp
 
 from hrl_internal.models import hawk, transformer
+from hrl_internal.models.metacontroller import resets_from_segments
 
 ModelConfig = transformer.TransformerConfig | hawk.HawkConfig
 
@@ -35,7 +36,7 @@ def run_blocks(params: Any, e: jax.Array, start: int, stop: int, model: ModelCon
     ``[B, T, d]``, every episode computed as if alone in its row."""
     if is_continuous(model):
         run = jax.vmap(hawk.run_blocks, in_axes=(None, 0, None, None, None, 0))
-        return run(params, e, start, stop, model, hawk.segment_starts(segments))[0]
+        return run(params, e, start, stop, model, resets_from_segments(segments))[0]
     run = jax.vmap(transformer.run_blocks, in_axes=(None, 0, None, None, None, 0))
     return run(params, e, start, stop, model, segments)[0]
 

@@ -31,6 +31,7 @@ import jax
 import jax.numpy as jnp
 
 from hrl_internal.models import rglru
+from hrl_internal.models.metacontroller import resets_from_segments
 
 Params = dict[str, Any]
 # controller(e [..., time, d_model], t [time] int32) -> [..., time, d_model]
@@ -178,12 +179,6 @@ def run_blocks(params: Params, e: jax.Array, start: int, stop: int, config: Hawk
     return jax.lax.scan(body, e, _slice_blocks(params["blocks"], start, stop))
 
 
-def segment_starts(segments: jax.Array) -> jax.Array:
-    """``[..., T]`` episode ids -> ``[..., T]`` bool, True where a new episode begins."""
-    first = jnp.ones(segments.shape[:-1] + (1,), bool)
-    return jnp.concatenate([first, segments[..., 1:] != segments[..., :-1]], axis=-1)
-
-
 def apply(params: Params, obs: jax.Array, config: HawkConfig, *,
           controller: Controller | None = None, layer: int | None = None,
           segments: jax.Array | None = None) -> tuple[dict[str, jax.Array], jax.Array]:
@@ -210,7 +205,7 @@ def apply(params: Params, obs: jax.Array, config: HawkConfig, *,
     resets = None
     if segments is not None:
         chex.assert_shape(segments, obs.shape[:2])
-        resets = segment_starts(segments)
+        resets = resets_from_segments(segments)
     run = jax.vmap(run_blocks, in_axes=(None, 0, None, None, None, None if resets is None else 0))
     e0 = embed(params, obs, config)
     e_l, lower_res = run(params, e0, 0, layer, config, resets)
