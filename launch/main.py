@@ -58,8 +58,14 @@ def print_config(config: configs.Config, preset: str, workdir: str) -> None:
 
 
 def results_table(results: dict[str, dict]) -> str:
-    rows = [(f"{phase}.{name}", value) for phase, figures in results.items()
-            for name, value in figures.items()]
+    """One row per figure, ``phase.name``; a top-level entry that is not a phase's figures (a
+    stored file's ``notes``) is one row under its own name."""
+    rows = []
+    for phase, figures in results.items():
+        if isinstance(figures, dict):
+            rows += [(f"{phase}.{name}", value) for name, value in figures.items()]
+        else:
+            rows.append((phase, figures))
     width = max((len(k) for k, _ in rows), default=10)
     lines = [f"{'result':<{width}}  value", f"{'-' * width}  {'-' * 12}"]
     for key, value in rows:

@@ -40,6 +40,7 @@ def test_report_prints_the_table_and_regenerates_plots_from_stored_data(run_dir,
     out = capsys.readouterr().out
     assert "metacontroller.switch_f1" in out and "0.5732" in out  # the stored figure
     assert "pretrain.heldout_action_accuracy" in out and "0.7379" in out
+    assert "notes" in out and "clean-clone" in out  # a stored file's free-text entry, as one row
     made = out.split("plots regenerated")[1].split("not regenerated")[0]
     for name in ("pretrain_curves.png", "probe_accuracy_by_layer.png", "steer_success_by_layer.png",
                  "rate_distortion.png", "latent_codes.png", "internal_rl_success.png"):
