@@ -30,6 +30,9 @@ jit, vmap and grad), named after the paper's terms::
         -> ({"action_mean", "action_log_std", "obs_mean"}, residuals [B, T, L + 1, d_model])
     backbone.module(config), family.reset/observe/step: one interface over both models and envs
 
+    with sharding.use(sharding.batch_mesh()):   data parallel over every device: the training and
+        ...                                      RL programs split their batch (shard_batch)
+
 The configs and specs they take are also here by name (``EnvParams``, ``AntEnvParams``,
 ``TransformerConfig``, ``HawkConfig``, ``MetacontrollerConfig``, ``InternalEnvSpec``, ``Frozen``, ``InternalRLSpec``, ``PolicyConfig``).
 Every name loads on first use, so ``import hrl_internal`` (and any of its submodules) costs
@@ -58,6 +61,7 @@ _MODULES = {
     "raw_action": "hrl_internal.rl.raw_action",
     "ant_pinpad": "hrl_internal.envs.ant_pinpad",
     "ant_expert": "hrl_internal.data.ant_expert",
+    "sharding": "hrl_internal.utils.sharding",
     "hawk": "hrl_internal.models.hawk",
     "backbone": "hrl_internal.models.backbone",
     "family": "hrl_internal.envs.family",
@@ -90,6 +94,7 @@ if TYPE_CHECKING:  # what static tools see; at run time the names load lazily (b
     from hrl_internal.rl.internal_env import Frozen, InternalEnvSpec
     from hrl_internal.rl.internal_rl import InternalRLSpec
     from hrl_internal.rl.policy import PolicyConfig
+    from hrl_internal.utils import sharding
 
 
 def __getattr__(name: str) -> Any:

@@ -9,12 +9,12 @@ from absl import flags
 
 from experiments import configs
 
-RUN_FLAGS = ("workdir", "preset", "phases", "force")
+RUN_FLAGS = ("workdir", "preset", "phases", "force", "devices", "distributed")
 
 
 def define_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
-    """Defines ``--workdir --preset --phases --force`` and a flag per config field (default None:
-    the preset's value)."""
+    """Defines ``--workdir --preset --phases --force --devices --distributed`` and a flag per
+    config field (default None: the preset's value)."""
     flags.DEFINE_string("workdir", None, "run directory (created; holds config, artefacts, results)",
                         flag_values=flag_values)
     flags.DEFINE_string("preset", "cpu", f"one of {', '.join(configs.PRESETS)}",
@@ -23,6 +23,13 @@ def define_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
                       flag_values=flag_values)
     flags.DEFINE_bool("force", False, "re-run phases that already finished",
                       flag_values=flag_values)
+    # Not config fields: where a run computes does not change what it computes (up to float
+    # summation order), so a run may resume on another device count.
+    flags.DEFINE_integer("devices", 0, "devices to run data-parallel over (0: every device of "
+                         "every process)", flag_values=flag_values)
+    flags.DEFINE_bool("distributed", False, "join a multi-process run first "
+                      "(jax.distributed.initialize; SLURM, TPU pod slices, or JAX_COORDINATOR_"
+                      "ADDRESS/JAX_NUM_PROCESSES/JAX_PROCESS_ID)", flag_values=flag_values)
     for name, field in _config_fields().items():
         definer = {bool: flags.DEFINE_bool, int: flags.DEFINE_integer,
                    float: flags.DEFINE_float, str: flags.DEFINE_string}[_type_of(field)]

@@ -10,12 +10,13 @@ import signal
 import sys
 import time
 
+import jax
 from absl import app, flags, logging
 
 from experiments import configs
 from hrl_internal.data import dataset
 from hrl_internal.training import guards
-from hrl_internal.utils import compile_stats
+from hrl_internal.utils import compile_stats, sharding
 from launch import flags as launch_flags
 from launch import rundir
 from launch.phases import PHASES, phases_for
@@ -51,8 +52,24 @@ def resolve(flag_values: flags.FlagValues) -> tuple[configs.Config, list[str], s
     return config, phases, workdir
 
 
-def print_config(config: configs.Config, preset: str, workdir: str) -> None:
-    print(f"hrl_internal: env={config.env} preset={preset} workdir={workdir}")
+def data_parallel_mesh(config: configs.Config, num_devices: int) -> jax.sharding.Mesh:
+    """The mesh the phases run over; raises ShardingError when a batch the run splits does not
+    divide over it (before any compute)."""
+    mesh = sharding.batch_mesh(num_devices)
+    split = {"rl_slots": config.rl.rl_slots}
+    if config.env == "ant":
+        split["expert_envs"] = config.ant.expert_envs
+    split.update(batch_size=config.pretrain.batch_size, meta_batch_size=config.meta.meta_batch_size)
+    sharding.check_divisible(split, mesh.size)
+    return mesh
+
+
+def print_config(config: configs.Config, preset: str, workdir: str,
+                 mesh: jax.sharding.Mesh | None = None) -> None:
+    devices = jax.devices()
+    where = f"{devices[0].platform} x{mesh.size if mesh else 1}" + (
+        " (data parallel)" if mesh and mesh.size > 1 else "")
+    print(f"hrl_internal: env={config.env} preset={preset} workdir={workdir} devices={where}")
     for name, value in configs.leaf_fields(config).items():
         print(f"  {name:>24} = {value}")
 
@@ -94,10 +111,20 @@ def main(argv: list[str]) -> None:
         _fail(f"unexpected arguments {' '.join(argv[1:])}; every option is a --flag")
     try:
         config, phases, workdir = resolve(FLAGS)
+        if FLAGS.distributed:
+            sharding.initialize_distributed()
+        mesh = data_parallel_mesh(config, FLAGS.devices)
         run = rundir.prepare(workdir, config, FLAGS.preset)
-    except (configs.ConfigError, UsageError) as e:
+    except (configs.ConfigError, UsageError, sharding.ShardingError) as e:
         _fail(str(e))
-    print_config(config, FLAGS.preset, run.path)
+    print_config(config, FLAGS.preset, run.path, mesh)
+    with sharding.use(mesh):
+        run_phases(config, phases, run)
+
+
+def run_phases(config: configs.Config, phases: list[str], run: rundir.RunDir) -> None:
+    """Runs ``phases`` in order (skipping finished ones unless ``--force``), recording each one's
+    figures and compile time, then prints the results table."""
     job_start, job_compile = time.perf_counter(), compile_stats.totals()
     for phase in phases:
         if run.is_done(phase) and not FLAGS.force:

@@ -28,6 +28,7 @@ import optax
 from hrl_internal.envs import ant_pinpad
 from hrl_internal.envs.ant_pinpad import AntEnvParams, AntState
 from hrl_internal.training import guards
+from hrl_internal.utils import sharding
 from hrl_internal.training.pretrain import clipped_adamw
 
 Params = dict[str, Any]
@@ -281,8 +282,8 @@ def train_steps(state: ExpertState, key: jax.Array, *, env: AntEnvParams, hyper:
     episodes that succeeded / finished episodes.
     """
     env_key = jax.random.fold_in(jax.random.fold_in(key, RESET_TAG), state.step)
-    env_states = jax.vmap(ant_pinpad.reset, in_axes=(0, None))(
-        jax.random.split(env_key, hyper.num_envs), env)
+    env_states = sharding.shard_batch(jax.vmap(ant_pinpad.reset, in_axes=(0, None))(
+        jax.random.split(env_key, hyper.num_envs), env))
 
     def body(carry, _):
         s, envs = carry

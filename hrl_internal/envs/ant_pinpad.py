@@ -390,6 +390,10 @@ def sample_layout(key: jax.Array, task: jax.Array, params: AntEnvParams
     return layout
 
 
+# Jitted on their own (params static) so that every program that resets or steps the ant reuses
+# one traced jaxpr per process: tracing MJX's init takes seconds, and a training program calls
+# reset and step from several places (start, restarts, under vmap and scan).
+@functools.partial(jax.jit, static_argnames=("params",))
 def reset(key: jax.Array, params: AntEnvParams, task_id: jax.Array | None = None) -> AntState:
     """Samples a task (uniformly from the task set unless ``task_id`` is given), a layout and a
     start pose in the start cell. Objects, wall and start cell never overlap."""
@@ -405,6 +409,7 @@ def reset(key: jax.Array, params: AntEnvParams, task_id: jax.Array | None = None
     return initial_state(pipeline_state, object_cells, wall_cells, task_id, params)
 
 
+@functools.partial(jax.jit, static_argnames=("params",))
 def step(state: AntState, action: jax.Array, params: AntEnvParams) -> AntState:
     """One control step (0.05 s) of ``action [8]`` torques, clipped to the actuators' [-1, 1].
 

@@ -17,6 +17,7 @@ import jax.numpy as jnp
 from hrl_internal.envs import family
 from hrl_internal.envs.family import EnvParams
 from hrl_internal.rl import ppo
+from hrl_internal.utils import sharding
 
 
 class Slots(NamedTuple):
@@ -55,7 +56,8 @@ def initial_pool(key: jax.Array, env: EnvParams, num_slots: int, max_episodes: i
     is ``task_id`` (an index into ``env``'s task set, may be traced) if given."""
     keys = jax.random.split(key, num_slots * max_episodes)
     states = jax.vmap(family.reset, in_axes=(0, None, None))(keys, env, task_id)
-    return jax.tree.map(lambda x: x.reshape((num_slots, max_episodes) + x.shape[1:]), states)
+    return sharding.shard_batch(
+        jax.tree.map(lambda x: x.reshape((num_slots, max_episodes) + x.shape[1:]), states))
 
 
 def start(num_slots: int) -> Slots:
@@ -98,8 +100,9 @@ def scan_until_drained(live, carry, inputs, running):
     def idle(carry, x):
         return carry, jax.tree.map(jnp.zeros_like, jax.eval_shape(live, carry, x)[1])
 
-    return jax.lax.scan(
-        lambda c, x: jax.lax.cond(jnp.any(running(c)), live, idle, c, x), carry, inputs)
+    # Every leaf of the carry is per slot [S, ...]: the slots are what data parallelism splits.
+    return jax.lax.scan(lambda c, x: jax.lax.cond(jnp.any(running(c)), live, idle, c, x),
+                        sharding.shard_batch(carry), inputs)
 
 
 def advantages(ticks: Ticks, num_episodes: int) -> tuple[jax.Array, Stats]:

@@ -17,6 +17,7 @@ import jax
 import orbax.checkpoint as ocp
 
 from hrl_internal.training import guards
+from hrl_internal.utils import sharding
 
 
 class Checkpointer:
@@ -50,7 +51,9 @@ class Checkpointer:
         Default: the latest readable one; an unreadable later one is skipped with a warning on
         stderr (it is overwritten when training passes its step again).
         """
-        abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, template)
+        # Restored straight to where the programs run (replicated over a mesh, if one is active).
+        abstract = jax.tree.map(lambda x: jax.ShapeDtypeStruct(
+            x.shape, x.dtype, sharding=sharding.placement()), template)
         if step is not None:
             return self._manager.restore(step, args=ocp.args.StandardRestore(abstract))
         steps = sorted(self._manager.all_steps(), reverse=True)
@@ -86,19 +89,13 @@ class Checkpointer:
         """``(latest readable state, True)``, or ``(template, False)`` when nothing was saved yet
         (or nothing saved can be read: training then starts over, with a warning)."""
         if self.latest_step() is None:
-            return _committed(template), False
+            return sharding.place(template), False
         try:
             return self.restore(template), True
         except FileNotFoundError as e:
             print(f"warning: {e}; starting from scratch", file=sys.stderr)
-            return _committed(template), False
+            return sharding.place(template), False
 
     def close(self) -> None:
         self._manager.close()
 
-
-def _committed(state: Any) -> Any:
-    """``state`` placed on the default device explicitly. A freshly initialised state is
-    uncommitted while a jitted call's outputs are committed, and jit compiles a separate program
-    for each: without this, the second training call would recompile."""
-    return jax.device_put(state, jax.devices()[0])

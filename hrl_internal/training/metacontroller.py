@@ -22,6 +22,7 @@ from hrl_internal.models import backbone, metacontroller
 from hrl_internal.models.backbone import ModelConfig
 from hrl_internal.models.metacontroller import MetacontrollerConfig
 from hrl_internal.training import guards
+from hrl_internal.utils import sharding
 from hrl_internal.training.pretrain import (QUALITY_METRICS, action_terms, clipped_adamw,
                                             masked_mean, sample_batch)
 
@@ -153,7 +154,7 @@ def train_steps(state: MetaState, base: Any, data: Rows, key: jax.Array, *,
 
     def update(state, _):
         batch_key, noise_key = jax.random.split(jax.random.fold_in(key, state.step))
-        batch = sample_batch(data, batch_key, hyper.batch_size)
+        batch = sharding.shard_batch(sample_batch(data, batch_key, hyper.batch_size))
         (_, metrics), grads = grad_fn(state.params, base, batch, noise_key, model=model,
                                       meta=meta, env=env, layer=layer,
                                       alpha=alpha_at(state.step, hyper))
@@ -173,7 +174,7 @@ def evaluate(params: Any, base: Any, rows: Rows, *, model: ModelConfig,
              meta: MetacontrollerConfig, env: Any, layer: int, hyper: MetaHyper
              ) -> tuple[dict[str, jax.Array], Forward]:
     """Held-out metrics with z̃ = μ (no sampling), and the codes for switching analysis."""
-    out = forward_rows(params, base, rows, jax.random.PRNGKey(0), model=model,
+    out = forward_rows(params, base, sharding.shard_batch(rows), jax.random.PRNGKey(0), model=model,
                        meta=module_config(meta, hyper), env=env, layer=layer, deterministic=True)
     metrics = metrics_of(out, rows, hyper.alpha)
     metrics["num_steps"] = jnp.sum(rows.mask)

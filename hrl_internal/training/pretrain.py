@@ -19,6 +19,7 @@ from hrl_internal.data import packing
 from hrl_internal.models import backbone, hawk
 from hrl_internal.models.backbone import ModelConfig
 from hrl_internal.training import guards
+from hrl_internal.utils import sharding
 
 
 @dataclasses.dataclass(frozen=True)
@@ -140,7 +141,8 @@ def train_steps(state: TrainState, data: packing.PackedRows | packing.DenseRows,
     grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
 
     def update(state, _):
-        batch = sample_batch(data, jax.random.fold_in(key, state.step), hyper.batch_size)
+        batch = sharding.shard_batch(
+            sample_batch(data, jax.random.fold_in(key, state.step), hyper.batch_size))
         (_, metrics), grads = grad_fn(state.params, batch, model, env, hyper.obs_loss_weight)
         updates, opt_state = opt.update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
@@ -157,6 +159,6 @@ def train_steps(state: TrainState, data: packing.PackedRows | packing.DenseRows,
 def evaluate(params: Any, rows: packing.PackedRows | packing.DenseRows, *, model: ModelConfig,
              env: Any) -> dict[str, jax.Array]:
     """Mask-weighted loss and accuracy over ``rows`` (one batch; call per chunk and average)."""
-    _, metrics = loss_fn(params, rows, model, env, 0.0)
+    _, metrics = loss_fn(params, sharding.shard_batch(rows), model, env, 0.0)
     metrics["num_steps"] = jnp.sum(rows.mask)
     return metrics

@@ -23,6 +23,7 @@ from hrl_internal.rl import internal_env, internal_rl, policy, raw_action, train
 from hrl_internal.training import metacontroller as meta_training
 from hrl_internal.training import guards
 from hrl_internal.training.checkpoint import Checkpointer
+from hrl_internal.utils import sharding
 from hrl_internal.utils.metrics import MetricsWriter
 from hrl_internal.utils.progress import Progress
 from launch.phases import metacontroller as meta_phase
@@ -76,6 +77,7 @@ def method(config: configs.Config, run_dir: RunDir, name: str) -> Method:
 def measure(meth: Method, params: Any, key: jax.Array, min_episodes: int) -> dict[str, np.ndarray]:
     """Success per seed (``params`` with a seed axis) over at least ``min_episodes`` episodes each."""
     seeds = jax.tree.leaves(params)[0].shape[0]
+    params = sharding.place(params)  # initial (fresh) and trained params: one compiled program
     totals, i = None, 0
     while totals is None or totals["episodes"].min() < min_episodes:
         stats = train.evaluate(params, meth.frozen, jax.random.split(jax.random.fold_in(key, i),

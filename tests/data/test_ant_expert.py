@@ -8,6 +8,7 @@ import pytest
 from experiments import configs
 from hrl_internal.data import ant_expert
 from hrl_internal.envs import ant_pinpad
+from hrl_internal.utils import sharding
 
 # The ant smoke preset's environment and expert: the launcher's test then finds this module's
 # compiled training program in the shared compilation cache.
@@ -18,7 +19,8 @@ HYPER = SMOKE.ant.expert_hyper()
 
 @pytest.fixture(scope="module")
 def state():
-    return ant_expert.init_state(jax.random.PRNGKey(0), ENV, HYPER)
+    # Placed as the launcher places its state: the same program, hence the same cache entry.
+    return sharding.place(ant_expert.init_state(jax.random.PRNGKey(0), ENV, HYPER))
 
 
 @pytest.fixture(scope="module")

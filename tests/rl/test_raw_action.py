@@ -6,6 +6,7 @@ from hrl_internal.envs import gridworld
 from hrl_internal.models import transformer
 from hrl_internal.rl import raw_action, train
 from hrl_internal.training.checkpoint import Checkpointer
+from hrl_internal.utils import sharding
 
 # A 3x3 grid with two colours and no walls: random play solves "0-1" often enough to learn from.
 EASY = gridworld.EnvParams(grid_size=3, num_objects=2, num_walls=0, task_set="0-1", max_steps=8)
@@ -34,7 +35,8 @@ def test_a_short_run_raises_success_and_resumes_from_a_checkpoint_exactly(tmp_pa
     20 also from an orbax round trip of the state after the first."""
     spec, params = _setup()
     hyper = train.RLHyper(learning_rate=3e-3, update_epochs=2)
-    state = jax.tree.map(lambda x: x[None], train.init_state(params, hyper))
+    # Placed as the launcher places it: the restored state then reuses the same compiled program.
+    state = sharding.place(jax.tree.map(lambda x: x[None], train.init_state(params, hyper)))
     keys = jax.random.PRNGKey(2)[None]
     run = lambda s: train.train_steps(s, None, keys, learner="actions", spec=spec, hyper=hyper,
                                       num_steps=20)

@@ -1,0 +1,111 @@
+"""Data parallelism over devices with ``jax.sharding``: one mesh axis, ``batch``.
+
+Training and RL programs call ``shard_batch`` on the arrays whose leading axis is the batch (the
+sampled training rows, the environment slots). Outside a mesh it does nothing, so every program
+runs unchanged on one device. Inside ``use(mesh)`` it constrains that axis to be split over the
+mesh's devices; parameters and optimiser states are replicated (``place``), and XLA inserts the
+all-reduce of the gradients. The result equals the single-device one up to the order of float
+additions.
+
+Multi-host: ``initialize_distributed()`` (the launcher's ``--distributed``) joins the processes
+first; ``jax.devices()`` then lists every host's devices and the same mesh spans them. Each process
+builds the same data from the same seed, so replicated inputs agree everywhere.
+"""
+from __future__ import annotations
+
+import contextlib
+from typing import Any, Iterator
+
+import jax
+from jax.sharding import NamedSharding, PartitionSpec
+
+AXIS = "batch"
+_active: jax.sharding.Mesh | None = None
+
+
+class ShardingError(ValueError):
+    """A device count or batch size that cannot be split; names the flag at fault."""
+
+
+def batch_mesh(num_devices: int = 0) -> jax.sharding.Mesh:
+    """A 1-D mesh over the first ``num_devices`` devices (0: all of them, on every host)."""
+    devices = jax.devices()
+    if num_devices < 0 or num_devices > len(devices):
+        raise ShardingError(f"--devices: {num_devices} requested, {len(devices)} available "
+                            f"({devices[0].platform}); allowed: 0 (all) to {len(devices)}")
+    chosen = devices[:num_devices or len(devices)]
+    return jax.make_mesh((len(chosen),), (AXIS,), axis_types=(jax.sharding.AxisType.Auto,),
+                         devices=chosen)
+
+
+@contextlib.contextmanager
+def use(mesh: jax.sharding.Mesh | None) -> Iterator[None]:
+    """Runs the body data-parallel over ``mesh`` (``None`` or one device: as without a mesh)."""
+    global _active
+    if mesh is None or mesh.size == 1:
+        yield
+        return
+    previous, _active = _active, mesh
+    try:
+        with jax.set_mesh(mesh):
+            yield
+    finally:
+        _active = previous
+
+
+def active_mesh() -> jax.sharding.Mesh | None:
+    return _active
+
+
+def num_shards() -> int:
+    """Devices the batch axis is split over (1 without a mesh)."""
+    return 1 if _active is None else _active.size
+
+
+def shard_batch(tree: Any) -> Any:
+    """Inside a jitted function: every leaf's leading (batch) axis split over the mesh.
+
+    A no-op without a mesh, and for leaves whose leading axis does not divide evenly (they stay
+    replicated; the launcher checks the configured batch sizes before any compute).
+    """
+    mesh = jax.sharding.get_abstract_mesh()
+    if mesh.empty or AXIS not in mesh.axis_names:
+        return tree
+    size = mesh.shape[AXIS]
+
+    def constrain(x):
+        if getattr(x, "ndim", 0) == 0 or x.shape[0] % size:
+            return x
+        return jax.lax.with_sharding_constraint(x, PartitionSpec(AXIS))
+
+    return jax.tree.map(constrain, tree)
+
+
+def place(tree: Any) -> Any:
+    """``tree`` committed where the programs run: replicated over the active mesh, else on the
+    default device. Jitted calls on committed and uncommitted arrays are separate programs, so
+    everything passed between calls goes through here once."""
+    if _active is None:
+        return jax.device_put(tree, jax.devices()[0])
+    return jax.device_put(tree, NamedSharding(_active, PartitionSpec()))
+
+
+def placement() -> jax.sharding.Sharding:
+    """The sharding ``place`` uses (for restoring checkpoints straight to it)."""
+    if _active is None:
+        return jax.sharding.SingleDeviceSharding(jax.devices()[0])
+    return NamedSharding(_active, PartitionSpec())
+
+
+def check_divisible(sizes: dict[str, int], shards: int) -> None:
+    """Raises ShardingError naming the first flag whose batch does not split over ``shards``."""
+    for flag, size in sizes.items():
+        if size % shards:
+            raise ShardingError(f"--{flag}: {size} does not split over {shards} devices; "
+                                f"allowed: a multiple of {shards} (or --devices=1)")
+
+
+def initialize_distributed() -> None:
+    """Joins a multi-process run (coordinator, process count and id from the environment: SLURM,
+    TPU pod slices and ``JAX_COORDINATOR_ADDRESS``/``JAX_NUM_PROCESSES``/``JAX_PROCESS_ID``)."""
+    jax.distributed.initialize()
