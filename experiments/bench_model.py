@@ -1,63 +1,131 @@
-"""Benchmark: base-model training tokens/s and cached-rollout env steps/s (model in the loop).
-
-    python -m experiments.bench_model --preset=cpu --out=experiments/results/bench_model_cpu.json
-
-Model sizes come from ``--preset`` (``paper`` = Table A16). Each row is timed after a warm-up call
-(compile seconds reported separately), best of ``--repeats``. Prints a table, writes JSON.
+"""Benchmark rows for the base model: pretraining tokens/s with its FLOPs and MFU, acting alone
+with KV caches (whole episodes), and the cost of one cached step early and late in an episode.
+``experiments.bench`` runs them.
 """
 from __future__ import annotations
 
+import dataclasses
+from typing import Any
+
 import jax
 import jax.numpy as jnp
-from absl import app, flags, logging
 
 from experiments import configs
-from experiments.timing import device_info, time_call, write_report
+from experiments.timing import measure, measure_together, row
 from hrl_internal.analysis import rollout
 from hrl_internal.data import dataset, packing
+from hrl_internal.models import backbone, transformer
+from hrl_internal.models.backbone import ModelConfig
 from hrl_internal.training import pretrain
 
-flags.DEFINE_string("preset", "cpu", "model and batch sizes from this preset")
-flags.DEFINE_string("out", None, "JSON path (default experiments/results/bench_model_<preset>.json)")
-flags.DEFINE_list("rollout_batches", ["1", "1024"], "episodes per cached rollout")
-flags.DEFINE_integer("train_batch", None, "packed rows per training step (default: the preset's)")
-flags.DEFINE_integer("train_steps", 10, "training steps per timed call")
-flags.DEFINE_integer("repeats", 3, "timed runs per row (the best is reported)")
-FLAGS = flags.FLAGS
+
+def compiled_flops(jitted: Any, *args: Any, **kwargs: Any) -> float:
+    """FLOPs of one call of ``jitted(*args, **kwargs)``, from XLA's cost analysis of the compiled
+    program (a dict, or in some jax versions a list of one dict per program).
+
+    XLA counts a loop body once whatever its trip count: call this on a program without loops
+    over the work being counted.
+    """
+    analysis = jitted.lower(*args, **kwargs).compile().cost_analysis()
+    if isinstance(analysis, dict):
+        analysis = [analysis]
+    return float(sum(a.get("flops", 0.0) for a in analysis))
 
 
-def main(argv):
-    del argv
-    logging.set_verbosity(logging.WARNING)
-    config = configs.preset(FLAGS.preset)
+def packed_rows(env: Any, episodes: int, seed: int = 0) -> packing.PackedRows:
+    """Expert episodes packed into rows of ``env.max_steps`` slots, on the device."""
+    keys = jax.random.split(jax.random.PRNGKey(seed), episodes)
+    episodes = dataset.to_numpy(dataset.generate(keys, env))
+    return jax.tree.map(jnp.asarray, packing.pack(episodes, env))
+
+
+def pretrain_rows(config: configs.Config, batch: int, steps: int, repeats: int,
+                  peak_flops: float | None, peak_note: str, episodes: int = 2048
+                  ) -> list[dict[str, Any]]:
+    """Pretraining at ``config``'s model sizes: ``steps`` AdamW steps of ``batch`` packed rows per
+    timed call. Tokens are packed slots (batch x max_steps), padding included.
+
+    FLOPs per step come from the compiled one-step program; MFU = achieved FLOP/s / peak.
+    """
     env = config.gridworld.env_params("pretrain")
     model = config.model.transformer(env)
-    batch = FLAGS.train_batch or config.pretrain.batch_size
-    hyper = config.pretrain.hyper()
-    hyper = type(hyper)(**{**hyper.__dict__, "batch_size": batch})
-    episodes = dataset.to_numpy(dataset.generate(jax.random.split(jax.random.PRNGKey(0), 2048), env))
-    rows = jax.tree.map(jnp.asarray, packing.pack(episodes, env))
+    hyper = dataclasses.replace(config.pretrain.hyper(), batch_size=batch)
+    rows = packed_rows(env, episodes)
     state = pretrain.init_state(jax.random.PRNGKey(1), model, hyper)
     key = jax.random.PRNGKey(2)
-    train = lambda: pretrain.train_steps(state, rows, key, model=model, env=env, hyper=hyper,
-                                         num_steps=FLAGS.train_steps)[1]
-    compile_s, seconds = time_call(train, repeats=FLAGS.repeats)
-    slots = batch * env.max_steps * FLAGS.train_steps
+    static = dict(model=model, env=env, hyper=hyper)
+    timing = measure(lambda: pretrain.train_steps(state, rows, key, **static, num_steps=steps)[1],
+                     repeats=repeats)
+    flops = compiled_flops(pretrain.train_steps, state, rows, key, **static, num_steps=1)
+    achieved = flops * steps / timing.seconds
+    mfu = None if peak_flops is None else achieved / peak_flops
+    slots = batch * env.max_steps * steps
     fill = float(jnp.mean(rows.mask))
-    out = [{"row": "pretrain", "batch": batch, "per_s": slots / seconds, "unit": "tokens/s",
-            "real_steps_per_s": slots * fill / seconds, "compile_s": compile_s,
-            "seconds_per_step": seconds / FLAGS.train_steps}]
-    for n in map(int, FLAGS.rollout_batches):
-        result = lambda: rollout.rollout(key, state.params, model, env, n).length
-        compile_s, seconds = time_call(result, repeats=FLAGS.repeats)
-        out.append({"row": "cached_rollout", "batch": n,
-                    "per_s": n * env.max_steps / seconds, "unit": "env steps/s",
-                    "compile_s": compile_s, "seconds": seconds})
-    report = {**device_info(), "preset": FLAGS.preset, "model": model.__dict__, "rows": out,
-              "note": "tokens = packed slots (batch x max_steps); real_steps_per_s excludes "
-                      f"padding ({fill:.0%} of slots are real)."}
-    write_report(report, FLAGS.out or f"experiments/results/bench_model_{FLAGS.preset}.json",
-                 f"preset {FLAGS.preset} (d={model.d_model}, layers={model.num_layers})")
+    return [row("pretrain", batch, slots, "tokens/s", timing, steps=steps,
+                seconds_per_step=timing.seconds / steps,
+                real_steps_per_s=slots * fill / timing.seconds,
+                flops_per_step=flops, achieved_tflops=achieved / 1e12,
+                peak_tflops=None if peak_flops is None else peak_flops / 1e12, mfu=mfu,
+                model=dataclasses.asdict(model),
+                note=(f"tokens = packed slots (batch x {env.max_steps}); {fill:.0%} of slots are "
+                      f"real steps. FLOPs per step: XLA cost analysis of the compiled one-step "
+                      f"program. Peak: {peak_note}"
+                      + ("" if mfu is not None else "; MFU not computed")))]
 
-if __name__ == "__main__":
-    app.run(main)
+
+def cached_rollout_rows(config: configs.Config, batches: list[int], repeats: int
+                        ) -> list[dict[str, Any]]:
+    """Whole episodes of a freshly initialised base model acting alone (``rollout.rollout``: KV
+    caches, one ``lax.scan`` of max_steps batched model and env steps)."""
+    env = config.gridworld.env_params("pretrain")
+    model = config.model.transformer(env)
+    params = transformer.init(jax.random.PRNGKey(1), model)
+    key, out = jax.random.PRNGKey(2), []
+    for n in batches:
+        timing = measure(lambda: rollout.rollout(key, params, model, env, n).length,
+                         repeats=repeats)
+        out.append(row("cached_rollout", n, n * env.max_steps, "env steps/s", timing,
+                       steps=env.max_steps, model=dataclasses.asdict(model)))
+    return out
+
+
+def _at_position(cache: Any, position: jax.Array) -> Any:
+    """A KV cache whose next write is at ``position`` (a recurrent state has no position)."""
+    if isinstance(cache, transformer.KVCache):
+        return cache._replace(position=position)
+    return cache
+
+
+def cached_step_rows(params: Any, model: ModelConfig, layer: int, batch: int, steps: int,
+                     repeats: int) -> list[dict[str, Any]]:
+    """Seconds per cached base-model step at ``batch`` sequences: ``lower`` (embedding, blocks
+    1..layer), ``upper`` (the rest) and the heads on one new observation per sequence, as the
+    internal environment runs them. Timed over ``steps`` steps from position 0 (early) and from
+    max_len - steps (late), in turn: one program, the start position is an argument.
+    """
+    net = backbone.module(model)
+
+    @jax.jit
+    def run(params, position, obs):
+        lower, upper = jax.tree.map(lambda c: _at_position(c, position),
+                                    backbone.init_caches(model, layer, batch),
+                                    is_leaf=lambda c: isinstance(c, transformer.KVCache))
+
+        def body(caches, obs_t):
+            lower, upper = caches
+            e, lower = net.lower(params, lower, obs_t, model, layer)
+            outputs, upper = net.upper(params, upper, e, model, layer)
+            return (lower, upper), jax.tree.map(jnp.sum, outputs)
+        return jax.lax.scan(body, (lower, upper), obs)[1]
+
+    # A fresh observation per step, so no part of the step is loop-invariant.
+    obs = jax.random.bernoulli(jax.random.PRNGKey(3), 0.1, (steps, batch, model.obs_size)
+                               ).astype(jnp.float32)
+    starts = {"early": 0, "late": getattr(model, "max_len", steps * 2) - steps}
+    positions = [jnp.int32(start) for start in starts.values()]
+    timings = measure_together([lambda p=p: run(params, p, obs) for p in positions], repeats)
+    return [row("cached_step", batch, batch * steps, "model steps/s", timing, position=name,
+                positions=[start, start + steps - 1], steps=steps,
+                seconds_per_batched_step=timing.seconds / steps, layer=layer,
+                model=dataclasses.asdict(model))
+            for (name, start), timing in zip(starts.items(), timings)]

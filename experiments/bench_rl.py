@@ -1,97 +1,113 @@
-"""Benchmark: metacontroller training steps/s and internal-RL / raw-action-RL throughput.
+"""Benchmark rows for phases 2 and 3: metacontroller training steps/s, and internal-RL /
+raw-action-RL rollouts (env steps/s) and updates (updates/s). ``experiments.bench`` runs them.
 
-    python -m experiments.bench_rl --preset=cpu --out=experiments/results/bench_rl_cpu.json
-
-Sizes come from ``--preset``; the models are freshly initialised (speed does not depend on
-training, except through episode lengths, which are reported). Each row is timed after a
-warm-up call (compile seconds reported separately), best of ``--repeats``. Env steps count only
-steps of running episodes; ticks count every slot-step the batch computed.
+The models are freshly initialised: speed does not depend on training, except through episode
+lengths, which the rows report. Env steps count only steps of running episodes; ticks count every
+slot-step the batch computed (a slot whose episodes are over idles until the batch drains).
 """
 from __future__ import annotations
 
 import dataclasses
+import functools
+from typing import Any, NamedTuple
+
 import jax
-import jax.numpy as jnp
-from absl import app, flags, logging
 
 from experiments import configs
-from experiments.timing import device_info, time_call, write_report
-from hrl_internal.data import dataset, packing
+from experiments.bench_model import packed_rows
+from experiments.timing import measure, row
 from hrl_internal.models import metacontroller, transformer
 from hrl_internal.rl import internal_env, internal_rl, policy, raw_action, train
 from hrl_internal.training import metacontroller as meta_training
 
-flags.DEFINE_string("preset", "cpu", "model and batch sizes from this preset")
-flags.DEFINE_string("out", None, "JSON path (default experiments/results/bench_rl_<preset>.json)")
-flags.DEFINE_list("slots", ["1", "256", "4096"], "environments stepped together")
-flags.DEFINE_integer("start_ticks", 20, "ticks during which slots start new episodes")
-flags.DEFINE_integer("meta_steps", 5, "metacontroller training steps per timed call")
-flags.DEFINE_integer("repeats", 2, "timed runs per row (the best is reported)")
-FLAGS = flags.FLAGS
+# Row name -> the learner of ``train.LEARNERS``: codes through the internal env, or raw actions.
+METHODS = {"internal_rl": "codes", "raw_action_rl": "actions"}
 
 
-def main(argv):
-    del argv
-    logging.set_verbosity(logging.WARNING)
-    config = configs.preset(FLAGS.preset)
+def meta_rows(config: configs.Config, batch: int, steps: int, repeats: int, sizes: str,
+              episodes: int = 1024) -> list[dict[str, Any]]:
+    """``steps`` metacontroller training steps (standard variant, first α) per timed call, at
+    ``config``'s base-model and metacontroller sizes (``sizes`` names that preset in the row),
+    ``batch`` packed rows of max_steps."""
     env = config.gridworld.env_params("pretrain")
     model = config.model.transformer(env)
-    m, r = config.meta, config.rl
-    base = transformer.init(jax.random.PRNGKey(0), model)
+    m = config.meta
     meta = m.module(model.d_model)
-    out = []
-
-    episodes = dataset.to_numpy(dataset.generate(jax.random.split(jax.random.PRNGKey(1), 1024), env))
-    rows = jax.tree.map(jnp.asarray, packing.pack(episodes, env))
-    hyper = m.hyper(m.alphas()[0], "standard")
+    base = transformer.init(jax.random.PRNGKey(0), model)
+    rows = packed_rows(env, episodes, seed=1)
+    hyper = dataclasses.replace(m.hyper(m.alphas()[0], "standard"), batch_size=batch)
     state = meta_training.init_state(jax.random.PRNGKey(2), meta, model, hyper)
-    fn = lambda: meta_training.train_steps(state, base, rows, jax.random.PRNGKey(3), model=model,
-                                           meta=meta, env=env, layer=m.layer, hyper=hyper,
-                                           num_steps=FLAGS.meta_steps)[1]
-    compile_s, seconds = time_call(fn, repeats=FLAGS.repeats)
-    out.append({"row": "metacontroller_train", "batch": hyper.batch_size,
-                "per_s": FLAGS.meta_steps / seconds, "unit": "steps/s", "compile_s": compile_s})
+    timing = measure(lambda: meta_training.train_steps(
+        state, base, rows, jax.random.PRNGKey(3), model=model, meta=meta, env=env, layer=m.layer,
+        hyper=hyper, num_steps=steps)[1], repeats=repeats)
+    return [row("metacontroller_train", batch, steps, "steps/s", timing, sizes=sizes,
+                steps=steps, T=env.max_steps, layer=m.layer, model=dataclasses.asdict(model),
+                meta=dataclasses.asdict(meta))]
 
+
+class RLSetup(NamedTuple):
+    """What every RL row acts with: frozen models and the RL task's env."""
+
+    model: transformer.TransformerConfig
+    base: Any  # base-model params
+    frozen: internal_env.Frozen
+    env_spec: internal_env.InternalEnvSpec
+    policy: policy.PolicyConfig
+    hyper: train.RLHyper
+
+
+@functools.lru_cache(maxsize=2)
+def setup(config: configs.Config) -> RLSetup:
+    """Freshly initialised models at ``config``'s sizes, on its RL task (cached per config:
+    internal-RL, raw-action and ratio rows share them)."""
+    m, r = config.meta, config.rl
+    model = config.model.transformer(config.gridworld.env_params("pretrain"))
+    meta = m.module(model.d_model)
+    base = transformer.init(jax.random.PRNGKey(0), model)
     rl_env = dataclasses.replace(config.gridworld.env_params(r.rl_task), max_steps=r.rl_max_steps)
-    frozen = internal_env.Frozen(base, metacontroller.init(jax.random.PRNGKey(4), meta))
-    env_spec = internal_env.InternalEnvSpec(model, meta, rl_env, m.layer, m.beta_threshold)
-    rl_hyper = train.RLHyper(learning_rate=r.rl_lr, update_epochs=r.rl_update_epochs)
-    for n in map(int, FLAGS.slots):
-        slots = dict(num_slots=n, start_ticks=FLAGS.start_ticks,
-                     max_episodes=max(1, FLAGS.start_ticks // 4))
-        specs = {
-            "internal_rl": (internal_rl.InternalRLSpec(
-                env_spec, policy.PolicyConfig(model.d_model, meta.latent_dim, r.policy_width),
-                **slots), "codes", frozen),
-            "raw_action_rl": (raw_action.RawActionSpec(model, rl_env, **slots), "actions", None),
-        }
-        for name, (spec, learner, fz) in specs.items():
-            params = (internal_rl.init_params(jax.random.PRNGKey(5), spec) if learner == "codes"
-                      else base)
-            module = train.LEARNERS[learner]
-            roll = jax.jit(lambda p, k: module.rollout(p, fz, k, spec)[1])
-            compile_s, seconds = time_call(roll, params, jax.random.PRNGKey(6),
-                                           repeats=FLAGS.repeats)
-            stats = roll(params, jax.random.PRNGKey(6))  # compiled: the episodes just timed
-            ticks = n * spec.num_ticks
-            out.append({"row": f"{name}_rollout", "batch": n, "unit": "env steps/s",
-                        "per_s": float(stats.env_steps) / seconds, "ticks_per_s": ticks / seconds,
-                        "episodes_per_s": float(stats.episodes) / seconds,
-                        "env_steps_per_decision": float(stats.env_steps)
-                        / max(float(stats.decisions), 1.0),
-                        "compile_s": compile_s})
-            if n == 256:
-                st = jax.tree.map(lambda x: x[None], train.init_state(params, rl_hyper))
-                upd = lambda: train.train_steps(st, fz, jax.random.PRNGKey(7)[None],
-                                                learner=learner, spec=spec, hyper=rl_hyper,
-                                                num_steps=1)[1]
-                compile_s, seconds = time_call(upd, repeats=FLAGS.repeats)
-                out.append({"row": f"{name}_update", "batch": n, "unit": "updates/s",
-                            "per_s": 1.0 / seconds, "compile_s": compile_s})
-    report = {**device_info(), "preset": FLAGS.preset, "start_ticks": FLAGS.start_ticks,
-              "rows": out}
-    write_report(report, FLAGS.out or f"experiments/results/bench_rl_{FLAGS.preset}.json",
-                 f"preset {FLAGS.preset}")
+    return RLSetup(model, base,
+                   internal_env.Frozen(base, metacontroller.init(jax.random.PRNGKey(4), meta)),
+                   internal_env.InternalEnvSpec(model, meta, rl_env, m.layer, m.beta_threshold),
+                   policy.PolicyConfig(model.d_model, meta.latent_dim, r.policy_width),
+                   train.RLHyper(learning_rate=r.rl_lr, update_epochs=r.rl_update_epochs))
 
-if __name__ == "__main__":
-    app.run(main)
+
+def _spec_and_params(s: RLSetup, method: str, slots: int, start_ticks: int):
+    sizes = dict(num_slots=slots, start_ticks=start_ticks, max_episodes=max(1, start_ticks // 4))
+    if method == "internal_rl":
+        spec = internal_rl.InternalRLSpec(s.env_spec, s.policy, **sizes)
+        return spec, internal_rl.init_params(jax.random.PRNGKey(5), spec), s.frozen
+    return raw_action.RawActionSpec(s.model, s.env_spec.env, **sizes), s.base, None
+
+
+def rollout_rows(s: RLSetup, method: str, slots: int, start_ticks: int, repeats: int
+                 ) -> list[dict[str, Any]]:
+    """One rollout of ``slots`` environments (episodes start during ``start_ticks`` ticks and run
+    to their end) per timed call."""
+    spec, params, frozen = _spec_and_params(s, method, slots, start_ticks)
+    module = train.LEARNERS[METHODS[method]]
+    roll = jax.jit(lambda p, k: module.rollout(p, frozen, k, spec)[1])
+    key = jax.random.PRNGKey(6)
+    timing = measure(roll, params, key, repeats=repeats)
+    stats = roll(params, key)  # compiled: the episodes just timed
+    ticks = slots * spec.num_ticks
+    env_steps = float(stats.env_steps)
+    return [row(f"{method}_rollout", slots, env_steps, "env steps/s", timing,
+                ticks=ticks, ticks_per_s=ticks / timing.seconds,
+                episodes_per_s=float(stats.episodes) / timing.seconds,
+                env_steps_per_decision=env_steps / max(float(stats.decisions), 1.0),
+                start_ticks=start_ticks, num_ticks=spec.num_ticks,
+                env=dataclasses.asdict(s.env_spec.env))]
+
+
+def update_rows(s: RLSetup, method: str, slots: int, start_ticks: int, repeats: int
+                ) -> list[dict[str, Any]]:
+    """One RL update (a rollout and ``update_epochs`` gradient steps) per timed call."""
+    spec, params, frozen = _spec_and_params(s, method, slots, start_ticks)
+    state = jax.tree.map(lambda x: x[None], train.init_state(params, s.hyper))
+    keys = jax.random.PRNGKey(7)[None]
+    timing = measure(lambda: train.train_steps(state, frozen, keys, learner=METHODS[method],
+                                               spec=spec, hyper=s.hyper, num_steps=1)[1],
+                     repeats=repeats)
+    return [row(f"{method}_update", slots, 1, "updates/s", timing, start_ticks=start_ticks,
+                num_ticks=spec.num_ticks, update_epochs=s.hyper.update_epochs)]
