@@ -20,7 +20,6 @@ import jax
 from jax.sharding import NamedSharding, PartitionSpec
 
 AXIS = "batch"
-_active: jax.sharding.Mesh | None = None
 
 
 class ShardingError(ValueError):
@@ -41,25 +40,23 @@ def batch_mesh(num_devices: int = 0) -> jax.sharding.Mesh:
 @contextlib.contextmanager
 def use(mesh: jax.sharding.Mesh | None) -> Iterator[None]:
     """Runs the body data-parallel over ``mesh`` (``None`` or one device: as without a mesh)."""
-    global _active
     if mesh is None or mesh.size == 1:
         yield
         return
-    previous, _active = _active, mesh
-    try:
-        with jax.set_mesh(mesh):
-            yield
-    finally:
-        _active = previous
+    with jax.set_mesh(mesh):
+        yield
 
 
 def active_mesh() -> jax.sharding.Mesh | None:
-    return _active
+    """The mesh ``use`` set (jax's own context), or None."""
+    mesh = jax.sharding.get_mesh()
+    return None if mesh.empty else mesh
 
 
 def num_shards() -> int:
     """Devices the batch axis is split over (1 without a mesh)."""
-    return 1 if _active is None else _active.size
+    mesh = active_mesh()
+    return 1 if mesh is None else mesh.size
 
 
 def shard_batch(tree: Any) -> Any:
@@ -85,16 +82,15 @@ def place(tree: Any) -> Any:
     """``tree`` committed where the programs run: replicated over the active mesh, else on the
     default device. Jitted calls on committed and uncommitted arrays are separate programs, so
     everything passed between calls goes through here once."""
-    if _active is None:
-        return jax.device_put(tree, jax.devices()[0])
-    return jax.device_put(tree, NamedSharding(_active, PartitionSpec()))
+    return jax.device_put(tree, placement())
 
 
 def placement() -> jax.sharding.Sharding:
-    """The sharding ``place`` uses (for restoring checkpoints straight to it)."""
-    if _active is None:
+    """Where ``place`` puts arrays (and checkpoints are restored to)."""
+    mesh = active_mesh()
+    if mesh is None:
         return jax.sharding.SingleDeviceSharding(jax.devices()[0])
-    return NamedSharding(_active, PartitionSpec())
+    return NamedSharding(mesh, PartitionSpec())
 
 
 def check_divisible(sizes: dict[str, int], shards: int) -> None:
