@@ -59,30 +59,42 @@ class AntConfig:
     ant_num_walls: int = _help("wall cells W", default=1)
     ant_max_steps: int = _help("episode time limit T (steps of 0.05 s)", default=500)
     ant_cell_size: float = _help("side of a cell in metres", default=1.0)
-    expert_updates: int = _help("PPO updates of the expert", default=300)
+    expert_updates: int = _help("PPO updates of the expert", default=600)
     expert_envs: int = _help("environments per PPO update", default=128)
     expert_unroll: int = _help("steps per environment per PPO update", default=32)
     expert_lr: float = _help("expert AdamW learning rate", default=3e-4)
     expert_wd: float = _help("expert AdamW weight decay", default=0.03)
     expert_entropy: float = _help("expert entropy bonus", default=3e-4)
-    expert_alive_bonus: float = _help("expert training reward per step the ant has not fallen, "
-                                      "left the grid or entered a wrong cell", default=0.25)
+    expert_alive_bonus: float = _help("expert training reward per step the ant has not fallen "
+                                      "(brax's ant: 1)", default=1.0)
+    expert_control_cost: float = _help("expert training penalty per unit of squared torque "
+                                       "(brax's ant: 0.5)", default=0.5)
+    expert_violation_cost: float = _help("expert training penalty per wrong colour or wall "
+                                         "entered, or leaving the grid", default=0.0)
+    expert_init_log_std: float = _help("log std of the expert's initial exploration noise",
+                                       default=-1.2)
+    expert_walk_updates: int = _help("first PPO updates under walking rules: a wrong colour, a "
+                                     "wall or leaving the grid does not end the episode",
+                                     default=300)
     expert_updates_per_call: int = _help("PPO updates per jitted call (one progress line, and "
-                                         "a checkpoint, each)", default=20)
+                                         "a checkpoint, each)", default=50)
     expert_eval_episodes: int = _help("episodes measuring the expert's success per task set",
                                       default=256)
 
-    def env_params(self, task_set: str = "pretrain") -> ant_pinpad.AntEnvParams:
+    def env_params(self, task_set: str = "pretrain", end_on_violation: bool = True
+                   ) -> ant_pinpad.AntEnvParams:
         return ant_pinpad.AntEnvParams(
             grid_size=self.ant_grid_size, num_objects=self.ant_num_objects,
             num_walls=self.ant_num_walls, max_steps=self.ant_max_steps,
-            cell_size=self.ant_cell_size, task_set=task_set)
+            cell_size=self.ant_cell_size, task_set=task_set, end_on_violation=end_on_violation)
 
     def expert_hyper(self, skip_nonfinite: bool = False) -> ant_expert.ExpertHyper:
         return ant_expert.ExpertHyper(
             num_envs=self.expert_envs, unroll=self.expert_unroll, learning_rate=self.expert_lr,
             weight_decay=self.expert_wd, entropy=self.expert_entropy,
-            alive_bonus=self.expert_alive_bonus, skip_nonfinite=skip_nonfinite)
+            alive_bonus=self.expert_alive_bonus, control_cost=self.expert_control_cost,
+            violation_cost=self.expert_violation_cost,
+            init_log_std=self.expert_init_log_std, skip_nonfinite=skip_nonfinite)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -317,7 +329,8 @@ _ANT_PRESETS: dict[str, dict[str, Any]] = {
     # Table A3 (expert: 1024 environments) and A5 (Hawk, depth 8, n_e 256, λ 10, 204.8k steps,
     # batch 512, lr 3e-4, wd 0.03).
     "paper": dict(
-        expert_updates=8_000, expert_envs=1_024, expert_updates_per_call=100,
+        expert_updates=8_000, expert_walk_updates=2_000, expert_envs=1_024,
+        expert_updates_per_call=100,
         expert_eval_episodes=4_096, train_episodes=100_000, eval_episodes=4_096,
         chunk_episodes=4_096, d_model=256, num_layers=8, num_heads=8, lru_width=256, mlp_dim=512,
         obs_loss_weight=10.0, pretrain_steps=204_800, batch_size=512, pretrain_lr=3e-4,
@@ -407,7 +420,8 @@ def leaf_fields(config: Config) -> dict[str, Any]:
     return values
 
 
-_NON_NEGATIVE = {"seed", "num_walls", "ant_num_walls", "layer", "switch_tolerance", "alpha_warmup"}
+_NON_NEGATIVE = {"seed", "num_walls", "ant_num_walls", "layer", "switch_tolerance", "alpha_warmup",
+                 "expert_walk_updates"}
 
 
 def validate(config: Config) -> None:
@@ -464,7 +478,8 @@ def _validate_ant(config: Config) -> None:
     for name in ("ant_cell_size", "expert_lr"):
         if getattr(a, name) <= 0:
             raise ConfigError(name, f"must be positive, got {getattr(a, name)}")
-    for name in ("expert_wd", "expert_entropy", "expert_alive_bonus"):
+    for name in ("expert_wd", "expert_entropy", "expert_alive_bonus", "expert_control_cost",
+                 "expert_violation_cost"):
         if getattr(a, name) < 0:
             raise ConfigError(name, f"must be >= 0, got {getattr(a, name)}")
     for task_set in ant_pinpad.TASK_SETS:

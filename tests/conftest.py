@@ -37,8 +37,12 @@ def _build_tiny():
                               num_heads=2, head_dim=24, mlp_dim=96, max_len=env.max_steps,
                               egocentric_grid=env.grid_size)
     hyper = pretrain.PretrainHyper(batch_size=16, learning_rate=2e-3, obs_loss_weight=0.0)
-    train_eps = dataset.to_numpy(dataset.generate(jax.random.split(jax.random.PRNGKey(0), 6000), env))
-    test_eps = dataset.to_numpy(dataset.generate(jax.random.split(jax.random.PRNGKey(1), 300), env))
+    # Both splits from one call (one compiled program); each episode depends on its key alone.
+    keys = jnp.concatenate([jax.random.split(jax.random.PRNGKey(0), 6000),
+                            jax.random.split(jax.random.PRNGKey(1), 300)])
+    episodes = dataset.to_numpy(dataset.generate(keys, env))
+    train_eps = jax.tree.map(lambda a: a[:6000], episodes)
+    test_eps = jax.tree.map(lambda a: a[6000:], episodes)
     rows = jax.tree.map(jnp.asarray, packing.pack(train_eps, env))
     test_rows = jax.tree.map(jnp.asarray, packing.pack(test_eps, env))
     state = pretrain.init_state(jax.random.PRNGKey(2), model, hyper)

@@ -107,6 +107,11 @@ class AntEnvParams:
     solvable_only: bool = True
     # Bound on resampling; a layout still unsolvable after this many draws is kept.
     max_layout_draws: int = 64
+    # False: a wrong colour, a wall cell or leaving the grid no longer ends the episode (reward 0
+    # still; only success, height and the time limit end it). The expert learns to walk under
+    # this rule first: under the full rules a jittering ant leaves its start cell within ~30
+    # steps, so early episodes are too short to learn a gait from.
+    end_on_violation: bool = True
 
     @property
     def num_cells(self) -> int:
@@ -188,6 +193,9 @@ class AntState:
     done: jax.Array  # [] bool
     success: jax.Array  # [] bool
     termination: jax.Array  # [] int32, index into TERMINATIONS (RUNNING while not done)
+    # [] bool, the last step entered a wrong colour or a wall cell, or left the grid: what ends
+    # the episode under end_on_violation, recorded (once per breach) under either rule.
+    violation: jax.Array
 
 
 def parse_task(text: str) -> tuple[int, ...]:
@@ -360,6 +368,7 @@ def initial_state(pipeline_state: Any, object_cells: jax.Array, wall_cells: jax.
         done=jnp.zeros((), bool),
         success=jnp.zeros((), bool),
         termination=jnp.int32(RUNNING),
+        violation=jnp.zeros((), bool),
     )
 
 
@@ -430,6 +439,7 @@ def apply_rules(state: AntState, physics: Any, params: AntEnvParams) -> AntState
     Split from the physics so the rules can be checked on states no policy could reach.
     """
     cell, inside = cell_of(physics.q[:2], params)
+    _, was_inside = cell_of(state.pipeline_state.q[:2], params)
     entered = inside & (cell != state.cell)
 
     hit = state.object_cells == cell  # [O]
@@ -443,15 +453,17 @@ def apply_rules(state: AntState, physics: Any, params: AntEnvParams) -> AntState
     height = physics.q[2]
     fell = (height < params.min_height) | (height > params.max_height)
     t = state.t + 1
-    causes = jnp.stack([success, wrong, wall, ~inside, fell, t >= params.max_steps])
+    strict = params.end_on_violation
+    causes = jnp.stack([success, wrong & strict, wall & strict, ~inside & strict, fell,
+                        t >= params.max_steps])
     done = jnp.any(causes)
     termination = jnp.where(done, jnp.argmax(causes) + 1, RUNNING).astype(jnp.int32)
 
     new_state = state.replace(
         pipeline_state=physics, progress=progress, cell=cell, t=t,
         reward=success.astype(jnp.float32), done=done, success=success,
-        termination=termination)
-    frozen = state.replace(reward=jnp.zeros((), jnp.float32))
+        termination=termination, violation=wrong | (wall & entered) | (was_inside & ~inside))
+    frozen = state.replace(reward=jnp.zeros((), jnp.float32), violation=jnp.zeros((), bool))
     return jax.tree.map(lambda old, new: jnp.where(state.done, old, new), frozen, new_state)
 
 

@@ -2,7 +2,9 @@
 
 The expert trains first (``DIR/data/expert/``: orbax checkpoints every ``expert_updates_per_call``
 updates and on Ctrl-C, ``metrics.jsonl``); a rerun resumes it and ends with the same parameters as
-an uninterrupted run. Then ``DIR/data/train.npz`` and ``eval.npz`` hold mean-action episodes on the
+an uninterrupted run. Its first ``expert_walk_updates`` updates run under walking rules (only a
+fall, success or the time limit end an episode: ``end_on_violation=False``), the rest under the
+full rules that its success and the demonstrations are measured under. Then ``DIR/data/train.npz`` and ``eval.npz`` hold mean-action episodes on the
 pretraining tasks; a finished split is not regenerated on resume.
 """
 from __future__ import annotations
@@ -45,7 +47,8 @@ def load_expert(run: RunDir, config: configs.Config) -> Any:
 
 def train_expert(config: configs.Config, run: RunDir) -> tuple[Any, list[dict]]:
     a = config.ant
-    env, hyper = a.env_params("pretrain"), a.expert_hyper(config.skip_nonfinite)
+    hyper = a.expert_hyper(config.skip_nonfinite)
+    walk, full = a.env_params("pretrain", end_on_violation=False), a.env_params("pretrain")
     ckpt = expert_checkpointer(run)
     state, resumed = ckpt.restore_or(expert_template(config))
     start = int(state.step)
@@ -59,12 +62,17 @@ def train_expert(config: configs.Config, run: RunDir) -> tuple[Any, list[dict]]:
     logged = state
     try:
         while int(state.step) < a.expert_updates:
-            num = min(a.expert_updates_per_call, a.expert_updates - int(state.step))
-            state, metrics = ant_expert.train_steps(state, key, env=env, hyper=hyper,
-                                                    num_updates=num)
+            step = int(state.step)
+            walking = step < a.expert_walk_updates
+            # A call never straddles the switch of rules, so each call trains under one env.
+            end = min(a.expert_updates, a.expert_walk_updates) if walking else a.expert_updates
+            num = min(a.expert_updates_per_call, end - step)
+            state, metrics = ant_expert.train_steps(state, key, env=walk if walking else full,
+                                                    hyper=hyper, num_updates=num)
             guards.check(metrics, "data/expert", config.on_nonfinite)
             step = int(state.step)
             line = {k: float(v) for k, v in metrics.items() if k != "first_nonfinite_step"}
+            line["full_rules"] = float(not walking)
             writer.write(step, line)
             progress.update(step, reward=line["reward_per_step"], success=line["success_rate"],
                             episodes=int(line["episodes"]))

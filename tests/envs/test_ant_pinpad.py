@@ -1,4 +1,5 @@
 import collections
+import dataclasses
 
 import jax
 import jax.numpy as jnp
@@ -177,14 +178,24 @@ def test_terminations_without_reward(scene, where, cause):
         state = {
             "wrong_colour": move_to(scene, OBJECTS[1]),  # colour 1 before colour 0
             "wall": move_to(scene, WALL),
-            "off_grid": teleport(scene, -2.3, y),
+            # Just inside the grid's left edge (x = -2), moving out across it.
+            "off_grid": teleport(scene, -1.97, y, velocity=(-4.0, 0.0)),
             "high": teleport(scene, x, y, z=1.5),
         }[where]
         s = step(state, jnp.zeros(8), P)
     assert s.done and not s.success and s.reward == 0 and int(s.progress) == 0
     assert int(s.termination) == cause
     alive = step(scene, jnp.zeros(8), P)
-    assert not alive.done and int(alive.termination) == ap.RUNNING
+    assert not alive.done and int(alive.termination) == ap.RUNNING and not alive.violation
+    # Walking rules (the expert's first updates): the same physics breaks a rule but only a
+    # fall ends the episode; the broken rule is recorded either way.
+    walking = ap.apply_rules(state if where != "low" else scene, s.pipeline_state,
+                             dataclasses.replace(P, end_on_violation=False))
+    if cause == ap.HEIGHT:
+        assert walking.done and int(walking.termination) == ap.HEIGHT and not s.violation
+    else:
+        assert s.violation and walking.violation and not walking.done
+        assert int(walking.termination) == ap.RUNNING and walking.reward == 0
 
 
 def test_time_limit_and_done_is_frozen(scene):
