@@ -32,11 +32,12 @@ def to_numpy(episodes: Rollout) -> Rollout:
 
 
 def generate_chunked(key: jax.Array, expert_params: Any, env: AntEnvParams, num_episodes: int,
-                     chunk: int, on_chunk: Any = None) -> Rollout:
-    """``num_episodes`` clean (mean-action) expert episodes on the host, ``chunk`` per call."""
+                     chunk: int, on_chunk: Any = None, greedy: bool = True) -> Rollout:
+    """``num_episodes`` expert episodes on the host, ``chunk`` per call: clean (mean-action)
+    episodes when ``greedy``, else actions sampled from the expert's Gaussian."""
     return dataset.in_chunks(
         jax.random.split(key, num_episodes), chunk,
-        lambda keys: to_numpy(ant_expert.rollout(expert_params, keys, env=env, greedy=True)),
+        lambda keys: to_numpy(ant_expert.rollout(expert_params, keys, env=env, greedy=greedy)),
         on_chunk)
 
 

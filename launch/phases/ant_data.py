@@ -89,7 +89,8 @@ def success_rate(params: Any, config: configs.Config, task_set: str, tag: int) -
     keys = jax.random.split(jax.random.fold_in(
         jax.random.fold_in(jax.random.PRNGKey(config.seed), EXPERT_EVAL_TAG), tag),
         config.ant.expert_eval_episodes)
-    return float(np.mean(ant_expert.rollout(params, keys, env=env, greedy=True).success))
+    return float(np.mean(ant_expert.rollout(params, keys, env=env,
+                                            greedy=config.ant.demo_greedy).success))
 
 
 def run(config: configs.Config, run: RunDir) -> dict[str, Any]:
@@ -121,7 +122,7 @@ def run(config: configs.Config, run: RunDir) -> dict[str, Any]:
             progress = Progress(f"data/{split}", count, unit="episodes")
             episodes = ant_dataset.generate_chunked(
                 data_phase.split_key(config.seed, split), params, env, count, chunk,
-                on_chunk=progress.update)
+                on_chunk=progress.update, greedy=config.ant.demo_greedy)
             seconds += time.perf_counter() - start
             generated += count
             ant_dataset.save(path, episodes, env, seed=config.seed, split=split)
