@@ -34,12 +34,21 @@ def _eval(tiny, meta, hyper, params):
                                   meta=meta, env=tiny["env"], layer=1, hyper=hyper)
 
 
-def test_training_improves_heldout_nll_resumes_exactly_and_leaves_base_untouched(tiny, tmp_path):
+@pytest.fixture(scope="module")
+def trained_75(tiny):
+    """α = 0.1 after 75 steps from the initial state (shared: the training and α tests)."""
+    meta, hyper, state = _setup(tiny)
+    half, _ = _train(tiny, meta, hyper, state, 75)
+    return half
+
+
+def test_training_improves_heldout_nll_resumes_exactly_and_leaves_base_untouched(
+        tiny, trained_75, tmp_path):
     meta, hyper, state = _setup(tiny)
     base_before = jax.tree.map(np.array, tiny["params"])
     before, _ = _eval(tiny, meta, hyper, state.params)
     # 2 x 75 steps straight, and 75 + a checkpoint round trip + 75: one compiled program.
-    half, _ = _train(tiny, meta, hyper, state, 75)
+    half = trained_75
     whole, metrics = _train(tiny, meta, hyper, half, 75)
     ckpt = Checkpointer(str(tmp_path / "ckpt"))
     ckpt.save(75, half)
@@ -74,13 +83,13 @@ def test_cotrain_trains_a_fresh_base_too(tiny):
     assert any(moved)
 
 
-def test_alpha_trades_kl_for_nll(tiny):
-    """A larger KL weight buys a smaller KL. α = 0.1 for 75 steps is the training test's program
-    (compiled once for both); α = 1.0 is the one more program."""
+def test_alpha_trades_kl_for_nll(tiny, trained_75):
+    """A larger KL weight buys a smaller KL. α = 0.1 for 75 steps is the training test's run;
+    α = 1.0 is the one more program."""
     kls = []
     for alpha in (0.1, 1.0):
         meta, hyper, state = _setup(tiny, alpha=alpha)
-        state, _ = _train(tiny, meta, hyper, state, 75)
+        state = trained_75 if alpha == 0.1 else _train(tiny, meta, hyper, state, 75)[0]
         metrics, _ = _eval(tiny, meta, hyper, state.params)
         kls.append(float(metrics["kl"]))
     assert kls[1] < kls[0]
