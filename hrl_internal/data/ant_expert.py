@@ -174,10 +174,11 @@ def _env_step(state: AntState, action: jax.Array, env: AntEnvParams, hyper: Expe
               ) -> tuple[AntState, jax.Array]:
     """One step of one environment; returns ``(state, shaped reward)``."""
     direction = ant_pinpad.target_direction(state, env)
-    nxt = ant_pinpad.step(state, jnp.clip(action, -1.0, 1.0), env)
+    torques = jnp.clip(action, -1.0, 1.0)
+    nxt = ant_pinpad.step(state, torques, env)
     progress = jnp.dot(ant_pinpad.torso_velocity(nxt), direction)
     alive = (~nxt.done | nxt.success).astype(jnp.float32)
-    effort = jnp.sum(jnp.square(jnp.clip(action, -1.0, 1.0)))
+    effort = jnp.sum(jnp.square(torques))
     return nxt, (hyper.task_reward * nxt.reward + hyper.direction_weight * progress
                  + hyper.alive_bonus * alive - hyper.control_cost * effort
                  - hyper.violation_cost * nxt.violation.astype(jnp.float32))

@@ -4,8 +4,9 @@ The expert trains first (``DIR/data/expert/``: orbax checkpoints every ``expert_
 updates and on Ctrl-C, ``metrics.jsonl``); a rerun resumes it and ends with the same parameters as
 an uninterrupted run. Its first ``expert_walk_updates`` updates run under walking rules (only a
 fall, success or the time limit end an episode: ``end_on_violation=False``), the rest under the
-full rules that its success and the demonstrations are measured under. Then ``DIR/data/train.npz`` and ``eval.npz`` hold mean-action episodes on the
-pretraining tasks; a finished split is not regenerated on resume.
+full rules that its success and the demonstrations are measured under. Then
+``DIR/data/train.npz`` and ``eval.npz`` hold episodes on the pretraining tasks acting by
+``expert_demo_action`` (mean or sampled actions); a finished split is not regenerated on resume.
 """
 from __future__ import annotations
 
