@@ -12,6 +12,7 @@ from typing import Any, Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from hrl_internal.envs import family
 from hrl_internal.envs.family import EnvParams
@@ -27,6 +28,16 @@ class RolloutResult(NamedTuple):
     success: jax.Array  # [N] bool
     length: jax.Array  # [N] int32, steps taken
     progress: jax.Array  # [N] int32, colours of the task visited
+
+
+def colour_success(result: RolloutResult) -> float:
+    """Colours reached in order per colour attempted: ``Σ progress / Σ attempts``, where an
+    episode attempts every colour it reached and, unless it succeeded, the one it was pursuing
+    when it ended (a wrong colour, or the time limit). Under a constant per-colour success rate p
+    this estimates p, and a task of k colours then succeeds about p^k of the time."""
+    progress = np.asarray(result.progress, np.float64)
+    attempts = progress + (~np.asarray(result.success, bool))
+    return float(progress.sum() / max(attempts.sum(), 1.0))
 
 
 def rollout(key: jax.Array, params: Any, model: ModelConfig, env: EnvParams,

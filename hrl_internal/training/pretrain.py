@@ -30,6 +30,25 @@ class PretrainHyper:
     obs_loss_weight: float = 0.01  # λ
     grad_clip: float = 1.0  # global-norm clip; 0 disables
     skip_nonfinite: bool = False  # skip updates whose gradient is NaN/Inf (else the loop stops)
+    # "constant" (the paper's) or "cosine": linear warm-up over ``warmup_steps``, then a cosine
+    # decay to 0 at ``total_steps``.
+    schedule: str = "constant"
+    warmup_steps: int = 0
+    total_steps: int = 0
+
+
+SCHEDULES = ("constant", "cosine")
+
+
+def learning_rate_schedule(peak: float, schedule: str, warmup_steps: int, total_steps: int
+                           ) -> optax.ScalarOrSchedule:
+    """The learning rate by step: ``peak`` throughout, or warm-up then cosine decay to 0."""
+    if schedule == "constant":
+        return peak
+    if schedule != "cosine":
+        raise ValueError(f"unknown schedule {schedule!r}; allowed: {', '.join(SCHEDULES)}")
+    return optax.warmup_cosine_decay_schedule(0.0, peak, max(warmup_steps, 1),
+                                              max(total_steps, warmup_steps + 1), 0.0)
 
 
 class TrainState(NamedTuple):
@@ -38,10 +57,10 @@ class TrainState(NamedTuple):
     step: jax.Array  # [] int32
 
 
-def clipped_adamw(learning_rate: float, weight_decay: float, grad_clip: float,
+def clipped_adamw(learning_rate: optax.ScalarOrSchedule, weight_decay: float, grad_clip: float,
                   skip_nonfinite: bool = False) -> optax.GradientTransformation:
-    """AdamW with a constant learning rate, β = (0.9, 0.999) (Table A16), after a global-norm
-    clip (``grad_clip`` 0: none). Every phase's optimiser.
+    """AdamW with β = (0.9, 0.999) (Table A16), after a global-norm clip (``grad_clip`` 0: none).
+    Every phase's optimiser; ``learning_rate`` a constant or an optax schedule of the step.
 
     ``skip_nonfinite``: an update whose gradient holds a NaN/Inf changes nothing (params and
     moments stay as they were) instead of poisoning the run.
@@ -55,8 +74,9 @@ def clipped_adamw(learning_rate: float, weight_decay: float, grad_clip: float,
 
 
 def optimizer(hyper: PretrainHyper) -> optax.GradientTransformation:
-    return clipped_adamw(hyper.learning_rate, hyper.weight_decay, hyper.grad_clip,
-                         hyper.skip_nonfinite)
+    lr = learning_rate_schedule(hyper.learning_rate, hyper.schedule, hyper.warmup_steps,
+                                hyper.total_steps)
+    return clipped_adamw(lr, hyper.weight_decay, hyper.grad_clip, hyper.skip_nonfinite)
 
 
 def init_state(key: jax.Array, model: ModelConfig, hyper: PretrainHyper) -> TrainState:

@@ -172,6 +172,7 @@ def run(config: configs.Config, run_dir: RunDir) -> dict[str, Any]:
         "rollout_success": float(np.mean(roll.success)),
         "rollout_first_subgoal_rate": float(np.mean(
             roll.progress >= family.colours_per_subgoal(env))),
+        "rollout_colour_success": rollout.colour_success(roll),
         "rollout_success_greedy": float(np.mean(greedy.success)),
         "expert_success": float(np.mean(eval_episodes.success)),
         "rollout_episodes": config.pretrain.rollout_episodes,

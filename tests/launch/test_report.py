@@ -38,8 +38,10 @@ def run_dir(tmp_path):
 def test_report_prints_the_table_and_regenerates_plots_from_stored_data(run_dir, capsys):
     assert report.main(["launch.report", str(run_dir)]) == 0
     out = capsys.readouterr().out
-    assert "metacontroller.switch_f1" in out and "0.5732" in out  # the stored figure
-    assert "pretrain.heldout_action_accuracy" in out and "0.7379" in out
+    stored = json.load(open(MAIN_JOB))
+    for phase, name in (("metacontroller", "switch_f1"), ("pretrain", "heldout_action_accuracy")):
+        row = next(line for line in out.splitlines() if f"{phase}.{name} " in line)
+        assert f"{stored[phase][name]:.4g}" in row, row  # the stored figure, on its own row
     assert "notes" in out and "clean-clone" in out  # a stored file's free-text entry, as one row
     made = out.split("plots regenerated")[1].split("not regenerated")[0]
     for name in ("pretrain_curves.png", "probe_accuracy_by_layer.png", "steer_success_by_layer.png",

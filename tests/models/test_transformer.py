@@ -131,3 +131,20 @@ def test_egocentric_view_centres_the_agent_and_marks_the_border():
     assert config.input_size == 13 * 13 * 13
     params = tf.init(jax.random.PRNGKey(0), config)
     assert tf.apply(params, obs[None, None], config)[0]["action_logits"].shape == (1, 1, 4)
+
+
+def test_egocentric_embedding_is_the_dense_window_product_for_every_agent_cell():
+    # The gathered embedding must equal egocentric(obs) @ w exactly (same parameters, same map),
+    # also with the agent on a coloured cell and on every border cell, and its gradient too.
+    from hrl_internal.envs import gridworld as gw
+    env = gw.EnvParams()
+    _, state = gw.reset(jax.random.PRNGKey(5), env)
+    cells = jnp.arange(env.num_cells)
+    obs = jax.vmap(lambda c: gw.render(c, state.object_cells, state.wall_cells, env))(cells)
+    w = jax.random.normal(jax.random.PRNGKey(1), (13 * 13 * 13, 8))
+    dense = lambda w: tf.egocentric(obs, 7) @ w
+    np.testing.assert_allclose(tf.egocentric_embed(w, obs, 7), dense(w), atol=1e-5)
+    probe = jax.random.normal(jax.random.PRNGKey(2), (env.num_cells, 8))
+    grad = lambda f: jax.grad(lambda w: jnp.sum(f(w) * probe))(w)
+    np.testing.assert_allclose(grad(lambda w: tf.egocentric_embed(w, obs, 7)), grad(dense),
+                               atol=1e-5)

@@ -56,3 +56,30 @@ def test_checkpointer_keeps_the_latest_and_reports_none_when_empty(tmp_path):
     state, resumed = ckpt.restore_or(template)
     assert resumed and float(state["w"][0]) == 3.0
     assert float(ckpt.restore(template, step=2)["w"][0]) == 2.0
+
+
+def test_cosine_schedule_warms_up_then_decays_to_zero():
+    lr = pretrain.learning_rate_schedule(1e-3, "cosine", warmup_steps=10, total_steps=100)
+    assert float(lr(0)) == 0.0
+    np.testing.assert_allclose(float(lr(10)), 1e-3, rtol=1e-6)
+    assert float(lr(40)) < float(lr(20)) < 1e-3
+    assert float(lr(100)) < 1e-9
+    assert pretrain.learning_rate_schedule(1e-3, "constant", 10, 100) == 1e-3
+
+
+def test_cosine_schedule_moves_the_parameters_by_the_scheduled_amount(tiny):
+    # At step 0 of the warm-up the learning rate is 0: the first update changes nothing, the
+    # second (lr > 0) changes the parameters; a constant schedule changes them at once.
+    import dataclasses
+    model, env, rows = tiny["model"], tiny["env"], tiny["rows"]
+    hyper = dataclasses.replace(tiny["hyper"], schedule="cosine", warmup_steps=4, total_steps=8,
+                                weight_decay=0.0)
+    start = pretrain.init_state(jax.random.PRNGKey(5), model, hyper)
+    one, _ = pretrain.train_steps(start, rows, jax.random.PRNGKey(1), model=model, env=env,
+                                  hyper=hyper, num_steps=1)
+    two, _ = pretrain.train_steps(one, rows, jax.random.PRNGKey(1), model=model, env=env,
+                                  hyper=hyper, num_steps=1)
+    moved = lambda a, b: max(float(jnp.max(jnp.abs(x - y))) for x, y in
+                             zip(jax.tree.leaves(a.params), jax.tree.leaves(b.params)))
+    assert moved(start, one) == 0.0
+    assert moved(one, two) > 0.0
