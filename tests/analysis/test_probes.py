@@ -21,7 +21,7 @@ def test_probe_finds_a_linearly_encoded_label_and_not_noise():
 
 
 @pytest.mark.xfail(strict=True, raises=AssertionError,
-                   reason="open: the suite's 300-step tiny base (held-out accuracy ~0.5) does not "
+                   reason="open: the suite's 300-step tiny base does not "
                    "yet encode the current subgoal linearly on held-out episodes "
                    "(README, findings)")
 def test_probe_on_a_trained_model_beats_the_majority_class(tiny):
