@@ -17,6 +17,7 @@ from experiments import configs
 from hrl_internal.data import dataset
 from hrl_internal.training import guards
 from hrl_internal.utils import compile_stats, sharding
+from launch import findings
 from launch import flags as launch_flags
 from launch import rundir
 from launch.phases import PHASES, phases_for
@@ -79,6 +80,8 @@ def results_table(results: dict[str, dict]) -> str:
     stored file's ``notes``) is one row under its own name."""
     rows = []
     for phase, figures in results.items():
+        if phase == "findings":  # a table of its own (``findings.findings_table``)
+            continue
         if isinstance(figures, dict):
             rows += [(f"{phase}.{name}", value) for name, value in figures.items()]
         else:
@@ -156,8 +159,12 @@ def run_phases(config: configs.Config, phases: list[str], run: rundir.RunDir) ->
     wall, compiled = time.perf_counter() - job_start, compile_stats.totals() - job_compile
     print(f"\nthis command: {wall:.0f}s, of which compiling {compiled.seconds:.0f}s "
           f"({compiled.seconds / max(wall, 1e-9):.0%}, {compiled.programs} programs)")
+    # The paper's findings against this run's figures (stored beside them, printed after them).
+    run.merge_results("findings", findings.findings(run.results()))
     print()
     print(results_table(run.results()))
+    print()
+    print(findings.findings_table(run.results()["findings"]))
     print(f"\nresults: {run.path}/results.json  plots: {run.path}/plots/")
 
 

@@ -17,10 +17,12 @@ from experiments import configs
 from hrl_internal.analysis import plots
 from hrl_internal.data import dataset
 from hrl_internal.utils.metrics import MetricsWriter
+from launch import findings
 from launch import rundir
 from launch import sweep
 from launch.main import results_table
 from launch.phases import internal_rl as internal_rl_phase
+from launch.phases import pretrain as pretrain_phase
 
 EXIT_BAD_INPUT = 2
 USAGE = "usage: python -m launch.report DIR  (a launch.main run directory, or a sweep's)"
@@ -72,7 +74,8 @@ def pretrain_curves(run: rundir.RunDir, results: dict, config: Any, out: str) ->
         title += f" ({config.model.num_layers} layers, d={config.model.d_model})"
     target = os.path.join(out, "pretrain_curves.png")
     plots.plot_curves(records, ["loss", "heldout_action_nll"],
-                      ["action_accuracy", "heldout_action_accuracy"], target, title=title)
+                      ["action_accuracy", "heldout_action_accuracy"], target, title=title,
+                      references=pretrain_phase.bayes_reference(results.get("pretrain", {})))
     return [target]
 
 
@@ -186,6 +189,7 @@ def report(path: str) -> str:
     results, config = load_run(path)
     made, missing = regenerate(path, results, config)
     lines = [f"run: {os.path.abspath(path)}", "", results_table(results), "",
+             findings.findings_table(findings.findings(results)), "",
              f"plots regenerated in {os.path.join(os.path.abspath(path), 'plots')}/:"]
     lines += [f"  {os.path.basename(p)}" for p in made] or ["  (none)"]
     if missing:

@@ -59,13 +59,19 @@ def plot_episodes(episodes, params, path: str, count: int = 4) -> None:
 
 
 def plot_curves(records: list[dict], loss_keys: list[str], accuracy_keys: list[str], path: str,
-                title: str = "") -> None:
-    """Loss and accuracy against step from metrics.jsonl records, side by side."""
+                title: str = "", references: dict[str, tuple[float, float]] | None = None
+                ) -> None:
+    """Loss and accuracy against step from metrics.jsonl records, side by side;
+    ``references={label: (loss, accuracy)}`` draws each as a dashed line on both panels (e.g. the
+    Bayes-optimal predictor's held-out NLL and accuracy)."""
     steps = [r["step"] for r in records]
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
-    for ax, keys, label in ((axes[0], loss_keys, "loss"), (axes[1], accuracy_keys, "accuracy")):
+    for i, (ax, keys, label) in enumerate(((axes[0], loss_keys, "loss"),
+                                           (axes[1], accuracy_keys, "accuracy"))):
         for key in keys:
             ax.plot(steps, [r.get(key, np.nan) for r in records], label=key)
+        for ref_label, values in (references or {}).items():
+            ax.axhline(values[i], ls="--", color="0.4", lw=1, label=ref_label)
         ax.set_xlabel("step")
         ax.set_ylabel(label)
         ax.legend(fontsize=8)

@@ -109,6 +109,14 @@ def quality_key(model: Any) -> str:
     return "action_mse" if backbone.is_continuous(model) else "action_accuracy"
 
 
+def bayes_reference(figures: dict[str, Any]) -> dict[str, tuple[float, float]]:
+    """The Bayes-optimal held-out (NLL, accuracy) as a plot reference, where measured."""
+    if "bayes_optimal_action_accuracy" not in figures:
+        return {}
+    return {"Bayes-optimal (held out)": (figures["bayes_optimal_action_nll"],
+                                         figures["bayes_optimal_action_accuracy"])}
+
+
 def run(config: configs.Config, run_dir: RunDir) -> dict[str, Any]:
     env, model = env_and_model(config)
     p = config.pretrain
@@ -159,11 +167,18 @@ def run(config: configs.Config, run_dir: RunDir) -> dict[str, Any]:
         raise
 
     final = evaluate_rows(state.params, eval_rows, model, env)
-    plots.plot_curves(writer.read(), ["loss", "heldout_action_nll"], [quality, f"heldout_{quality}"],
-                      os.path.join(run_dir.plots_dir, "pretrain_curves.png"),
-                      title=f"pretraining ({model.num_layers} layers, d={model.d_model})")
     figures = {"steps": int(state.step), "heldout_action_nll": final["action_nll"],
                f"heldout_{quality}": final[quality]}
+    if config.env == "gridworld":
+        # The best any model can do without seeing the task (``analysis.bayes``); a perfect
+        # imitator, sampling, would also succeed as often as the expert.
+        ceiling = bayes.scores(eval_episodes, env)
+        figures.update({"bayes_optimal_action_nll": ceiling["nll"],
+                        "bayes_optimal_action_accuracy": ceiling["accuracy"]})
+    plots.plot_curves(writer.read(), ["loss", "heldout_action_nll"], [quality, f"heldout_{quality}"],
+                      os.path.join(run_dir.plots_dir, "pretrain_curves.png"),
+                      title=f"pretraining ({model.num_layers} layers, d={model.d_model})",
+                      references=bayes_reference(figures))
     roll = rollout.rollout(jax.random.fold_in(seed_key, ROLLOUT_TAG), state.params, model, env,
                            config.pretrain.rollout_episodes)
     greedy = rollout.rollout(jax.random.fold_in(seed_key, ROLLOUT_TAG), state.params, model, env,
@@ -177,10 +192,4 @@ def run(config: configs.Config, run_dir: RunDir) -> dict[str, Any]:
         "expert_success": float(np.mean(eval_episodes.success)),
         "rollout_episodes": config.pretrain.rollout_episodes,
     })
-    if config.env == "gridworld":
-        # The best any model can do without seeing the task (``analysis.bayes``); a perfect
-        # imitator, sampling, would also succeed as often as the expert.
-        ceiling = bayes.scores(eval_episodes, env)
-        figures.update({"bayes_optimal_action_nll": ceiling["nll"],
-                        "bayes_optimal_action_accuracy": ceiling["accuracy"]})
     return figures

@@ -35,7 +35,7 @@ def test_round_trip_through_dict():
     (dict(seed=-1), "seed"), (dict(env="atari"), "env"), (dict(epsilon=-0.1), "epsilon"),
     (dict(chunk_episodes=0), "chunk_episodes"),
     (dict(pretrain_schedule="linear"), "pretrain_schedule"),
-    (dict(pretrain_schedule="cosine", pretrain_warmup=5_000), "pretrain_warmup"),
+    (dict(pretrain_schedule="cosine", pretrain_warmup=6_000), "pretrain_warmup"),
 ])
 def test_validate_names_the_field(overrides, field):
     config = configs.replace_fields(configs.Config(), **overrides)
