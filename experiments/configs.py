@@ -337,14 +337,15 @@ _ANT_PRESETS: dict[str, dict[str, Any]] = {
         obs_loss_weight=10.0, pretrain_steps=10, batch_size=4, steps_per_call=5,
         checkpoint_every=5, rollout_episodes=8, layer=1, controller_rank=32, meta_steps=10,
         meta_batch_size=4, latent_dim=4, history_dim=8, embed_dim=8, encoder_hidden=16,
-        decoder_hidden=8, switch_hidden=16, alpha_warmup=5, meta_input_norm=True,
+        decoder_hidden=8, switch_hidden=16, alpha="0.3", alpha_warmup=5, meta_input_norm=True,
         rl_max_steps=60, rl_seeds=2,
         rl_slots=4, rl_start_ticks=8, rl_updates=2, rl_updates_per_call=1, policy_width=16,
         rl_initial_episodes=8, rl_eval_episodes=4),
     "cpu": dict(
         train_episodes=2_000, eval_episodes=200, chunk_episodes=200, num_layers=4, num_heads=4,
         obs_loss_weight=10.0, pretrain_steps=1_500, batch_size=8, pretrain_lr=1e-3,
-        steps_per_call=50, checkpoint_every=200, rollout_episodes=128, layer=2, controller_rank=128, meta_input_norm=True,
+        steps_per_call=50, checkpoint_every=200, rollout_episodes=128, layer=2,
+        controller_rank=128, meta_input_norm=True, alpha="0.3",
         meta_batch_size=8, meta_lr=3e-4,
         # The Gaussian action NLL keeps rewarding sharper predictions, so a KL weight that
         # starts at 0 for 500 steps let the codes grow without bound (KL ~1e12 per step).

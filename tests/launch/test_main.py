@@ -71,6 +71,9 @@ def test_all_phases_run_record_skip_refuse_another_config_and_resume_after_kills
         assert key in first.stdout, key
     assert "this command:" in first.stdout and "of which compiling" in first.stdout
     results = json.load(open(os.path.join(workdir, "results.json")))
+    findings = results.pop("findings")  # the paper's findings, judged (launch/findings.py)
+    assert "findings" in first.stdout and "base model competence" in first.stdout
+    assert findings["base model competence"]["holds"] is False  # a 20-step smoke base
     assert all("compile_seconds" in figures for figures in results.values())
     assert results["data"]["train_episodes"] == 64
     assert results["data"]["expert_success_rate"] == 1.0

@@ -20,7 +20,7 @@ def test_ant_runs_every_phase_through_the_shared_code(tmp_path):
     first = launch(*ANT, f"--workdir={workdir}")
     assert first.returncode == 0, first.stderr[-3000:]
     results = json.load(open(os.path.join(workdir, "results.json")))
-    assert set(results) == {"data", "pretrain", "metacontroller", "internal_rl"}
+    assert set(results) == {"data", "pretrain", "metacontroller", "internal_rl", "findings"}
     data = results["data"]
     assert data["train_episodes"] == 24 and data["expert_updates"] == 2
     assert 0.0 <= data["expert_pretrain_success"] <= 1.0
