@@ -131,7 +131,11 @@ def findings_table(rows: dict[str, dict[str, Any]]) -> str:
     """The findings as text: one block per finding, its verdict first."""
     verdict = {True: "holds", False: "NOT YET", None: "not measured"}
     lines = ["findings (criteria: launch/findings.py)"]
-    for name, row in rows.items():
+    # The paper's order, whatever order a stored results.json kept.
+    order = [name for name, *_ in FINDINGS if name in rows] + [n for n in rows if n not in
+                                                               {f[0] for f in FINDINGS}]
+    for name in order:
+        row = rows[name]
         lines.append(f"  [{verdict[row['holds']]:>12}] {name}")
         lines.append(f"                 paper: {row['paper']}")
         lines.append(f"                 here:  {row['this_run']}")

@@ -53,3 +53,11 @@ def test_missing_phases_are_not_measured_and_the_stored_main_job_is_judged():
     assert "base model competence" in table and "paper:" in table
     acc = stored["pretrain"]["heldout_action_accuracy"]
     assert f"held-out accuracy {acc:.3f}" in table
+
+
+def test_table_keeps_the_papers_order_whatever_order_was_stored():
+    rows = findings.findings(PASSING)
+    shuffled = dict(sorted(rows.items()))  # a results.json written with sorted keys
+    table = findings.findings_table(shuffled)
+    positions = [table.index(name) for name, *_ in findings.FINDINGS]
+    assert positions == sorted(positions)
