@@ -28,6 +28,7 @@ import jax.numpy as jnp
 from experiments import configs
 from hrl_internal.data import dataset, packing
 from hrl_internal.training import pretrain
+from launch import sweep
 from launch.phases import pretrain as pretrain_phase
 
 INIT_KEY, BATCH_KEY = 11, 12
@@ -36,7 +37,8 @@ CHUNK = 100  # steps per jitted call
 
 def parse_overrides(pairs: list[str]) -> tuple[configs.Config, int]:
     """The cpu preset with ``field=value`` overrides, and ``eval_every`` (default 500)."""
-    values = configs.leaf_fields(configs.preset("cpu"))
+    base = configs.preset("cpu")
+    values = configs.leaf_fields(base)
     overrides, eval_every = {}, 500
     for pair in pairs:
         name, _, text = pair.partition("=")
@@ -45,9 +47,8 @@ def parse_overrides(pairs: list[str]) -> tuple[configs.Config, int]:
             continue
         if name not in values:
             raise SystemExit(f"unknown field {name!r}")
-        kind = type(values[name])
-        overrides[name] = text.lower() in ("1", "true") if kind is bool else kind(text)
-    config = configs.replace_fields(configs.preset("cpu"), **overrides)
+        overrides[name] = sweep.parse_value(name, text, values[name])
+    config = configs.replace_fields(base, **overrides)
     configs.validate(config)
     if eval_every % CHUNK:
         raise SystemExit(f"eval_every must be a multiple of {CHUNK}, got {eval_every}")

@@ -132,8 +132,8 @@ def findings_table(rows: dict[str, dict[str, Any]]) -> str:
     verdict = {True: "holds", False: "NOT YET", None: "not measured"}
     lines = ["findings (criteria: launch/findings.py)"]
     # The paper's order, whatever order a stored results.json kept.
-    order = [name for name, *_ in FINDINGS if name in rows] + [n for n in rows if n not in
-                                                               {f[0] for f in FINDINGS}]
+    known = [name for name, *_ in FINDINGS]
+    order = [n for n in known if n in rows] + [n for n in rows if n not in known]
     for name in order:
         row = rows[name]
         lines.append(f"  [{verdict[row['holds']]:>12}] {name}")

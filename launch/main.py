@@ -160,11 +160,13 @@ def run_phases(config: configs.Config, phases: list[str], run: rundir.RunDir) ->
     print(f"\nthis command: {wall:.0f}s, of which compiling {compiled.seconds:.0f}s "
           f"({compiled.seconds / max(wall, 1e-9):.0%}, {compiled.programs} programs)")
     # The paper's findings against this run's figures (stored beside them, printed after them).
-    run.merge_results("findings", findings.findings(run.results()))
+    results = run.results()
+    judged = findings.findings(results)
+    run.merge_results("findings", judged)
     print()
-    print(results_table(run.results()))
+    print(results_table(results))
     print()
-    print(findings.findings_table(run.results()["findings"]))
+    print(findings.findings_table(judged))
     print(f"\nresults: {run.path}/results.json  plots: {run.path}/plots/")
 
 
