@@ -68,7 +68,14 @@ def _codes(r: dict[str, Any]) -> tuple[str, bool] | None:
     if own is None or other is None:
         return None
     text = f"a pair reached under its own code {own:.3f}, under another pair's {other:.3f}"
-    return text, own >= 0.5 and own >= 2 * other
+    acc = _get(r, "metacontroller", "action_accuracy")
+    cap = _get(r, "metacontroller", "next_colour_cap_accuracy")
+    below_cap = True
+    if acc is not None and cap is not None:
+        # Above the next-colour cap the codes carry moves (the expert's tie-breaks), not subgoals.
+        below_cap = acc <= cap
+        text += f"; held-out accuracy {acc:.3f} (next-colour cap {cap:.3f})"
+    return text, own >= 0.5 and own >= 2 * other and below_cap
 
 
 def _rate_distortion(r: dict[str, Any]) -> tuple[str, bool] | None:

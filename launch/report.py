@@ -23,6 +23,7 @@ from launch import sweep
 from launch.main import results_table
 from launch.phases import internal_rl as internal_rl_phase
 from launch.phases import pretrain as pretrain_phase
+from launch.phases import steer as steer_phase
 
 EXIT_BAD_INPUT = 2
 USAGE = "usage: python -m launch.report DIR  (a launch.main run directory, or a sweep's)"
@@ -99,16 +100,8 @@ def steer_by_layer(run: rundir.RunDir, results: dict, config: Any, out: str) -> 
     steer = results.get("steer", {})
     if "posttrain_success_by_layer" not in steer:
         return "needs the steer phase's results"
-    values = {"success": steer["posttrain_success_by_layer"]}
-    if "posttrain_task_fraction_by_layer" in steer:
-        values["fraction of the task's colours visited"] = steer["posttrain_task_fraction_by_layer"]
-    reference = ({"unsteered base model": steer["unsteered_posttrain_success"]}
-                 if "unsteered_posttrain_success" in steer else None)
-    target = os.path.join(out, "steer_success_by_layer.png")
-    plots.plot_by_layer(values, target, "post-training task",
-                        "supervised subgoal controllers at layer l", reference=reference,
-                        layers=steer.get("layers"))
-    return [target]
+    return steer_phase.plot(steer, out,
+                            results.get("pretrain", {}).get("bayes_optimal_action_nll"))
 
 
 def rate_distortion(run: rundir.RunDir, results: dict, config: Any, out: str) -> list[str] | str:

@@ -6,6 +6,11 @@ Given the history o_{0:t}, a_{0:t-1}, the posterior over tasks is
 ``Σ_k p(k | history) π_expert(a_t | s_t, task k)``. Its accuracy and NLL are the references for the
 base model's held-out figures, and its posterior over the current subgoal is the reference for the
 linear probes (how much of the subgoal is knowable at all from the history).
+
+The **next-colour reference** knows the true task (hence, with the history, the next target colour)
+but not the expert's tie-break among equally short moves: its accuracy and NLL cap any predictor
+that is told the current subgoal — the supervised subgoal controllers, and a metacontroller whose
+codes carry subgoals. A predictor above it is being told moves, not subgoals.
 """
 from __future__ import annotations
 
@@ -103,3 +108,37 @@ def scores(episodes: Episodes, params: EnvParams) -> dict[str, float]:
         "nll": float(-jnp.sum(jnp.log(taken) * mask) / n),
         "subgoal_accuracy": float(jnp.sum(subgoal_correct * mask) / n),
     }
+
+
+def _next_colour_episode(agent_cells, actions, object_cells, wall_cells, task_id,
+                         params: EnvParams):
+    state = gridworld.layout_state(agent_cells[0], object_cells, wall_cells, task_id, params)
+
+    def one_step(state, action):
+        probs = _expert_probs(state, params)
+        return gridworld.step(state, action, params)[1], probs
+
+    return jax.lax.scan(one_step, state, actions)[1]
+
+
+@functools.partial(jax.jit, static_argnums=5)
+def _next_colour(agent_cells, actions, object_cells, wall_cells, task_id, params):
+    return jax.vmap(_next_colour_episode, in_axes=(0, 0, 0, 0, 0, None))(
+        agent_cells, actions, object_cells, wall_cells, task_id, params)
+
+
+def next_colour_scores(episodes: Episodes, params: EnvParams) -> dict[str, float]:
+    """Accuracy and NLL, over the real steps of ``episodes``, of the predictor that knows the task
+    (so the next target colour) but not the expert's tie-break: the expert's own distribution.
+    Accuracy is that of its argmax (right 1/k of the time where k moves are equally short)."""
+    probs = _next_colour(
+        jnp.asarray(episodes.agent_cells, jnp.int32), jnp.asarray(episodes.actions, jnp.int32),
+        jnp.asarray(episodes.object_cells, jnp.int32), jnp.asarray(episodes.wall_cells, jnp.int32),
+        jnp.asarray(episodes.task_id, jnp.int32), params)  # [N, T, NUM_ACTIONS]
+    mask = jnp.asarray(episodes.mask, jnp.float32)
+    actions = jnp.asarray(episodes.actions, jnp.int32)
+    taken = jnp.take_along_axis(probs, actions[..., None], -1)[..., 0]
+    correct = jnp.argmax(probs, -1) == actions
+    n = jnp.sum(mask)
+    return {"accuracy": float(jnp.sum(correct * mask) / n),
+            "nll": float(-jnp.sum(jnp.log(taken) * mask) / n)}

@@ -9,8 +9,9 @@ model alone essentially never completes.
 from __future__ import annotations
 
 import functools
-from typing import Any
+from typing import Any, NamedTuple
 
+import chex
 import jax
 import jax.numpy as jnp
 import optax
@@ -19,45 +20,109 @@ from hrl_internal.analysis import rollout
 from hrl_internal.data import packing
 from hrl_internal.envs import gridworld
 from hrl_internal.envs.gridworld import EnvParams
-from hrl_internal.models import intervention, transformer
+from hrl_internal.models import backbone, intervention, transformer
 from hrl_internal.models.transformer import TransformerConfig
 from hrl_internal.training.pretrain import masked_mean, sample_batch, sequence_losses
 
 NUM_SUBGOALS = 4
 
 
+def layer_controllers(controllers: dict[str, jax.Array], i: int) -> dict[str, jax.Array]:
+    """The ``i``-th layer's controllers from ``train``'s stacked ``{a [n_layers, G, r, d], ...}``."""
+    return jax.tree.map(lambda x: x[i], controllers)
+
+
 def loss_fn(controllers: dict[str, jax.Array], base: Any, rows: packing.PackedRows,
-            model: TransformerConfig, env: EnvParams, layer: int) -> jax.Array:
-    """Action NLL of the frozen base model steered by the labelled subgoal's controller."""
+            model: TransformerConfig, env: EnvParams, layers: tuple[int, ...]) -> jax.Array:
+    """``[len(layers)]`` action NLL of the frozen base model steered at each layer of ``layers``
+    (ascending) by the labelled subgoal's controller, ``controllers`` stacked over layers.
+
+    The blocks below a layer never see its edit, so the unedited stream is computed once and shared
+    by every layer's pass; only the blocks above each layer run (and are differentiated) per layer.
+    """
+    chex.assert_shape(controllers["a"], (len(layers), NUM_SUBGOALS, None, model.d_model))
     obs, next_obs = packing.observations(rows, env)
-    steer = intervention.subgoal_controller(controllers, jnp.asarray(rows.subgoals, jnp.int32))
-    outputs, _ = transformer.apply(base, obs, model, segments=rows.segments,
-                                   controller=lambda e, t: steer(e), layer=layer)
-    action_nll, _, _ = sequence_losses(outputs, rows.actions, next_obs)
-    return masked_mean(action_nll, rows.mask.astype(jnp.float32))
+    subgoals = jnp.asarray(rows.subgoals, jnp.int32)  # [B, T]
+    mask = rows.mask.astype(jnp.float32)
+    e, below = transformer.embed(base, obs, model), 0
+    losses = []
+    for i, layer in enumerate(layers):
+        e, below = backbone.run_blocks(base, e, below, layer, model, rows.segments), layer
+        steer = intervention.subgoal_controller(layer_controllers(controllers, i), subgoals)
+        top = backbone.run_blocks(base, steer(e), layer, model.num_layers, model, rows.segments)
+        action_nll, _, _ = sequence_losses(backbone.heads(base, top, model), rows.actions,
+                                           next_obs)
+        losses.append(masked_mean(action_nll, mask))
+    return jnp.stack(losses)
 
 
-@functools.partial(jax.jit, static_argnames=("model", "env", "layer", "rank", "steps",
-                                              "batch_size"))
-def train(key: jax.Array, base: Any, rows: packing.PackedRows, *, model: TransformerConfig,
-          env: EnvParams, layer: int, rank: int, steps: int, batch_size: int,
-          learning_rate: float) -> tuple[dict[str, jax.Array], jax.Array]:
-    """Trains the subgoal controllers at ``layer``; returns them and the loss per step."""
-    init_key, batch_key = jax.random.split(key)
-    controllers = intervention.init_subgoal_controllers(init_key, NUM_SUBGOALS, model.d_model, rank)
-    opt = optax.adam(learning_rate)
+class SteerState(NamedTuple):
+    """Every layer's controllers (stacked), their Adam state and the steps taken."""
+
+    controllers: dict[str, jax.Array]  # {a [n_layers, G, r, d], b [n_layers, G, d, r]}
+    opt_state: Any
+    step: jax.Array  # [] int32
+
+
+def optimizer(learning_rate: float) -> optax.GradientTransformation:
+    return optax.adam(learning_rate)
+
+
+def init_state(key: jax.Array, model: TransformerConfig, layers: tuple[int, ...], rank: int,
+               learning_rate: float) -> SteerState:
+    """Identity controllers (``b = 0``) for every layer of ``layers`` (ascending, distinct)."""
+    if list(layers) != sorted(set(layers)):
+        raise ValueError(f"layers must be ascending and distinct, got {layers}")
+    controllers = jax.vmap(lambda k: intervention.init_subgoal_controllers(
+        k, NUM_SUBGOALS, model.d_model, rank))(jax.random.split(key, len(layers)))
+    return SteerState(controllers, optimizer(learning_rate).init(controllers),
+                      jnp.zeros((), jnp.int32))
+
+
+@functools.partial(jax.jit, static_argnames=("model", "env", "layers", "batch_size",
+                                              "learning_rate", "num_steps"))
+def train_steps(state: SteerState, base: Any, rows: packing.PackedRows, key: jax.Array, *,
+                model: TransformerConfig, env: EnvParams, layers: tuple[int, ...],
+                batch_size: int, learning_rate: float, num_steps: int
+                ) -> tuple[SteerState, jax.Array]:
+    """``num_steps`` updates of every layer's controllers, on the same batches (step ``s`` draws
+    with ``fold_in(key, s)``: chunked or resumed runs equal one uninterrupted run). Each layer's
+    controllers see only their own loss (the summed loss separates by layer, and Adam is per
+    parameter), so this is training each layer alone. Returns the state and the loss
+    ``[num_steps, n_layers]``."""
+    opt = optimizer(learning_rate)
     base = jax.lax.stop_gradient(base)
 
-    def update(carry, step_key):
-        controllers, opt_state = carry
-        batch = sample_batch(rows, step_key, batch_size)
-        loss, grads = jax.value_and_grad(loss_fn)(controllers, base, batch, model, env, layer)
-        updates, opt_state = opt.update(grads, opt_state, controllers)
-        return (optax.apply_updates(controllers, updates), opt_state), loss
+    def update(state, _):
+        batch = sample_batch(rows, jax.random.fold_in(key, state.step), batch_size)
+        losses, vjp = jax.vjp(lambda c: loss_fn(c, base, batch, model, env, layers),
+                              state.controllers)
+        grads, = vjp(jnp.ones_like(losses))  # d(sum of the layers' losses): separable
+        updates, opt_state = opt.update(grads, state.opt_state, state.controllers)
+        return SteerState(optax.apply_updates(state.controllers, updates), opt_state,
+                          state.step + 1), losses
 
-    (controllers, _), losses = jax.lax.scan(update, (controllers, opt.init(controllers)),
-                                            jax.random.split(batch_key, steps))
-    return controllers, losses
+    return jax.lax.scan(update, state, None, length=num_steps)
+
+
+def train(key: jax.Array, base: Any, rows: packing.PackedRows, *, model: TransformerConfig,
+          env: EnvParams, layers: tuple[int, ...], rank: int, steps: int, batch_size: int,
+          learning_rate: float) -> tuple[dict[str, jax.Array], jax.Array]:
+    """All of ``train_steps`` in one call: the controllers stacked over layers and the loss
+    ``[steps, n_layers]``."""
+    init_key, batch_key = jax.random.split(key)
+    state = init_state(init_key, model, layers, rank, learning_rate)
+    state, losses = train_steps(state, base, rows, batch_key, model=model, env=env, layers=layers,
+                                batch_size=batch_size, learning_rate=learning_rate,
+                                num_steps=steps)
+    return state.controllers, losses
+
+
+@functools.partial(jax.jit, static_argnames=("model", "env", "layers"))
+def evaluate(controllers: dict[str, jax.Array], base: Any, rows: packing.PackedRows, *,
+             model: TransformerConfig, env: EnvParams, layers: tuple[int, ...]) -> jax.Array:
+    """``[len(layers)]`` steered action NLL on ``rows`` (e.g. held out)."""
+    return loss_fn(controllers, base, rows, model, env, layers)
 
 
 def ground_truth_switching(controllers: dict[str, jax.Array], e: jax.Array,

@@ -210,7 +210,8 @@ def kl_to_standard_normal(mu: jax.Array, log_var: jax.Array) -> jax.Array:
 
 
 def unroll(params: Params, e: jax.Array, resets: jax.Array, key: jax.Array,
-           config: MetacontrollerConfig, *, deterministic: bool = False) -> MetacontrollerOutputs:
+           config: MetacontrollerConfig, *, deterministic: bool = False,
+           hard_beta_threshold: float | None = None) -> MetacontrollerOutputs:
     """Runs the metacontroller over one (packed) row.
 
     Args:
@@ -218,6 +219,9 @@ def unroll(params: Params, e: jax.Array, resets: jax.Array, key: jax.Array,
       resets: [T] bool, True at each episode's first step. Step 0 always starts an episode.
       key: PRNG key for the reparameterised samples z̃_t = μ_t + σ_t ε_t.
       deterministic: use z̃_t = μ_t (evaluation); ``key`` is then unused.
+      hard_beta_threshold: if given, integrate with the hard gate internal RL acts under: switch
+        (z_t = z̃_t) iff β_t >= threshold, else keep z_{t-1} exactly. ``beta`` still reports the
+        soft gate.
     Returns:
       ``MetacontrollerOutputs`` with z [T, n_z], beta [T], mu, log_var [T, n_z], kl [T].
     """
@@ -241,8 +245,11 @@ def unroll(params: Params, e: jax.Array, resets: jax.Array, key: jax.Array,
         z_tilde = mu + jnp.exp(0.5 * log_var) * eps_t
         beta = switching_gate(params, e_t, h_prev, z_prev)
         # The first code of an episode is always chosen: there is no previous one to keep.
-        beta = jnp.where(reset | (config.variant == "forced_switch"), 1.0, beta)
-        z = beta * z_tilde + (1.0 - beta) * z_prev
+        always = reset | (config.variant == "forced_switch")
+        beta = jnp.where(always, 1.0, beta)
+        gate = beta if hard_beta_threshold is None else jnp.where(
+            always | (beta >= hard_beta_threshold), 1.0, 0.0)
+        z = gate * z_tilde + (1.0 - gate) * z_prev
         h = gru_step(params, h_prev, e_t)
         return (h, z), (z, beta, mu, log_var)
 

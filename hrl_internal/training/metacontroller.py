@@ -80,7 +80,7 @@ def init_state(key: jax.Array, meta: MetacontrollerConfig, model: ModelConfig,
 
 def forward(meta_params: Any, base: Any, obs: jax.Array, segments: jax.Array, key: jax.Array,
             *, model: ModelConfig, meta: MetacontrollerConfig, layer: int,
-            deterministic: bool = False) -> Forward:
+            deterministic: bool = False, hard_beta_threshold: float | None = None) -> Forward:
     """The base model steered by the metacontroller at ``layer``.
 
     Args:
@@ -93,7 +93,8 @@ def forward(meta_params: Any, base: Any, obs: jax.Array, segments: jax.Array, ke
     resets = metacontroller.resets_from_segments(segments)
     keys = jax.random.split(key, obs.shape[0])
     codes = jax.vmap(functools.partial(metacontroller.unroll, config=meta,
-                                       deterministic=deterministic),
+                                       deterministic=deterministic,
+                                       hard_beta_threshold=hard_beta_threshold),
                      in_axes=(None, 0, 0, 0))(meta_params, e_l, resets, keys)
     edited = jax.vmap(lambda c, e: metacontroller.controller(meta_params, c, meta)(e))(codes, e_l)
     e_top = backbone.run_blocks(base, edited, layer, model.num_layers, model, segments)
@@ -115,11 +116,13 @@ def metrics_of(out: Forward, rows: Rows, alpha: float) -> dict[str, jax.Array]:
 
 def forward_rows(params: Any, base: Any, rows: Rows, key: jax.Array, *,
                  model: ModelConfig, meta: MetacontrollerConfig, env: Any,
-                 layer: int, deterministic: bool = False) -> Forward:
+                 layer: int, deterministic: bool = False,
+                 hard_beta_threshold: float | None = None) -> Forward:
     """``forward`` on packed rows; ``params["base"]`` (cotrain) replaces the frozen ``base``."""
     obs, _ = packing.observations(rows, env)
     return forward(params["meta"], params.get("base", base), obs, rows.segments, key,
-                   model=model, meta=meta, layer=layer, deterministic=deterministic)
+                   model=model, meta=meta, layer=layer, deterministic=deterministic,
+                   hard_beta_threshold=hard_beta_threshold)
 
 
 def loss_fn(params: Any, base: Any, rows: Rows, key: jax.Array, *,
@@ -169,13 +172,16 @@ def train_steps(state: MetaState, base: Any, data: Rows, key: jax.Array, *,
     return state, guards.summarise(metrics, first_step)
 
 
-@functools.partial(jax.jit, static_argnames=("model", "meta", "env", "layer", "hyper"))
+@functools.partial(jax.jit, static_argnames=("model", "meta", "env", "layer", "hyper",
+                                              "hard_beta_threshold"))
 def evaluate(params: Any, base: Any, rows: Rows, *, model: ModelConfig,
-             meta: MetacontrollerConfig, env: Any, layer: int, hyper: MetaHyper
-             ) -> tuple[dict[str, jax.Array], Forward]:
-    """Held-out metrics with z̃ = μ (no sampling), and the codes for switching analysis."""
+             meta: MetacontrollerConfig, env: Any, layer: int, hyper: MetaHyper,
+             hard_beta_threshold: float | None = None) -> tuple[dict[str, jax.Array], Forward]:
+    """Held-out metrics with z̃ = μ (no sampling), and the codes for switching analysis; with
+    ``hard_beta_threshold``, under the hard gate internal RL uses (``metacontroller.unroll``)."""
     out = forward_rows(params, base, sharding.shard_batch(rows), jax.random.PRNGKey(0), model=model,
-                       meta=module_config(meta, hyper), env=env, layer=layer, deterministic=True)
+                       meta=module_config(meta, hyper), env=env, layer=layer, deterministic=True,
+                       hard_beta_threshold=hard_beta_threshold)
     metrics = metrics_of(out, rows, hyper.alpha)
     metrics["num_steps"] = jnp.sum(rows.mask)
     return metrics, out

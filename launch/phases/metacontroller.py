@@ -16,7 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from experiments import configs
-from hrl_internal.analysis import latent_codes, plots, switching
+from hrl_internal.analysis import bayes, latent_codes, plots, switching
 from hrl_internal.data import packing
 from hrl_internal.rl import internal_env, internal_rl, policy
 from hrl_internal.training import metacontroller as meta_training
@@ -116,6 +116,20 @@ def score(config: configs.Config, params: Any, base: Any, rows: Any,
     figures.update(switching.switch_scores(beta, rows.subgoals, rows.segments, rows.mask,
                                            threshold=m.beta_threshold,
                                            tolerance=m.switch_tolerance))
+
+    # The same episodes as internal RL will use the codes: a switch iff β >= threshold, the code
+    # held exactly in between. Near the soft NLL only if the gate is (nearly) binary.
+    def evaluate_hard(part):
+        metrics, _ = meta_training.evaluate(
+            params, base, part, model=model, meta=m.module(model.d_model), env=env,
+            layer=m.layer, hyper=m.hyper(alpha, variant), hard_beta_threshold=m.beta_threshold)
+        return metrics, None
+
+    hard, _ = pretrain_phase.evaluate_in_chunks(
+        evaluate_hard, rows, ("action_nll", pretrain_phase.quality_key(model)))
+    figures["hard_beta_nll"] = hard["action_nll"]
+    figures["hard_beta_" + pretrain_phase.quality_key(model)] = hard[
+        pretrain_phase.quality_key(model)]
     return figures, beta, z
 
 
@@ -149,10 +163,12 @@ def run(config: configs.Config, run_dir: RunDir) -> dict[str, Any]:
             state = train_one(config, run_dir, base, train_rows, variant, alpha)
             figures, beta, z = score(config, state.params, base, eval_rows, variant, alpha)
             point = {"variant": variant, "alpha": alpha, "nll": figures["action_nll"],
+                     "hard_beta_nll": figures["hard_beta_nll"],
                      "kl": figures["kl"], "switch_f1": figures["f1"],
                      "switches_per_episode": figures["switches_per_episode"]}
             sweep.append(point)
             print(f"[metacontroller/{run_name(variant, alpha)}] held-out nll {point['nll']:.4f} "
+                  f"(hard β {point['hard_beta_nll']:.4f}) "
                   f"kl {point['kl']:.3f} switch F1 {point['switch_f1']:.3f} "
                   f"switches/episode {point['switches_per_episode']:.2f} "
                   f"(true {figures['true_switches_per_episode']:.2f})")
@@ -170,13 +186,21 @@ def run(config: configs.Config, run_dir: RunDir) -> dict[str, Any]:
                     main.update(latent_code_check(config, state.params, base, eval_rows, z, beta,
                                                   eval_episodes, variant, run_dir.plots_dir))
     plots.plot_rate_distortion(sweep, os.path.join(run_dir.plots_dir, "rate_distortion.png"))
-    return {"variant": m.variants()[0], "alpha": m.alphas()[0], "layer": m.layer,
+    cap = {}
+    if config.env == "gridworld":
+        # Told the next colour but not the expert's tie-break: a metacontroller whose held-out
+        # accuracy is above this is writing moves, not subgoals, into its codes.
+        told = bayes.next_colour_scores(eval_episodes, env)
+        cap = {"next_colour_cap_accuracy": told["accuracy"], "next_colour_cap_nll": told["nll"]}
+    return {**cap, "variant": m.variants()[0], "alpha": m.alphas()[0], "layer": m.layer,
             "nll": main["action_nll"], "kl": main["kl"],
             quality: main[quality], "switch_f1": main["f1"],
             "switch_precision": main["precision"], "switch_recall": main["recall"],
             "switches_per_episode": main["switches_per_episode"],
             "true_switches_per_episode": main["true_switches_per_episode"],
             "beta_binary_fraction": main["beta_binary_fraction"], "sweep": sweep,
+            "hard_beta_nll": main["hard_beta_nll"],
+            f"hard_beta_{quality}": main[f"hard_beta_{quality}"],
             **{f"latent_code_{k}": v for k, v in main.items()
                if k.startswith(("reach_", "replay_"))}}
 

@@ -51,3 +51,22 @@ def test_noisy_actions_do_not_rule_out_the_true_task():
     ref = bayes.reference(episodes, PARAMS)
     assert np.all(np.isfinite(np.asarray(ref.action_probs)))
     assert bayes.scores(episodes, PARAMS)["subgoal_accuracy"] > 0.5
+
+
+def test_next_colour_reference_caps_above_the_hidden_task_predictor():
+    episodes = _episodes()
+    hidden, told = bayes.scores(episodes, PARAMS), bayes.next_colour_scores(episodes, PARAMS)
+    # Knowing the task can only help, and the expert's tie-break stays unknowable: every expert
+    # move has probability >= 1/4 (at most four equally short moves) and the NLL stays above 0.
+    assert told["nll"] < hidden["nll"] - 0.05
+    assert told["accuracy"] > hidden["accuracy"]
+    assert 0.0 < told["nll"] < np.log(4)
+    assert told["accuracy"] < 0.99
+
+
+def test_next_colour_reference_equals_the_bayes_predictor_on_one_task():
+    post = EnvParams(task_set="posttrain")
+    episodes = _episodes(16, seed=1, params=post)
+    hidden, told = bayes.scores(episodes, post), bayes.next_colour_scores(episodes, post)
+    np.testing.assert_allclose(told["nll"], hidden["nll"], atol=1e-4)
+    np.testing.assert_allclose(told["accuracy"], hidden["accuracy"], atol=1e-6)

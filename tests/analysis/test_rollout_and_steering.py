@@ -42,20 +42,56 @@ def test_trained_model_reaches_a_first_colour_more_often_than_an_untrained_one(t
     assert np.mean(trained.progress >= 1) > np.mean(baseline.progress >= 1) + 0.05
 
 
-def test_steering_controllers_lower_the_steered_loss(tiny):
-    layer = 1
+def test_steering_controllers_lower_the_steered_loss_at_every_layer(tiny):
+    layers = (0, 1, 2)
     controllers, losses = steering.train(
         jax.random.PRNGKey(2), tiny["params"], tiny["rows"], model=tiny["model"], env=tiny["env"],
-        layer=layer, rank=4, steps=100, batch_size=8, learning_rate=3e-3)
+        layers=layers, rank=4, steps=100, batch_size=8, learning_rate=3e-3)
     losses = np.asarray(losses)
-    assert np.all(np.isfinite(losses))
-    assert float(jnp.abs(controllers["b"]).sum()) > 0
-    # On the same held-out rows, the trained controllers beat the identity (untrained) ones.
+    assert losses.shape == (100, len(layers)) and np.all(np.isfinite(losses))
+    assert np.all(np.abs(np.asarray(controllers["b"])).sum(axis=(1, 2, 3)) > 0)
+    # On the same held-out rows, each layer's trained controllers beat the identity ones.
     held = jax.tree.map(lambda a: a[:32], tiny["test_rows"])
     identity_ctrl = {"a": controllers["a"], "b": jnp.zeros_like(controllers["b"])}
-    steered = steering.loss_fn(controllers, tiny["params"], held, tiny["model"], tiny["env"], layer)
-    plain = steering.loss_fn(identity_ctrl, tiny["params"], held, tiny["model"], tiny["env"], layer)
-    assert float(steered) < float(plain) - 0.005, (float(steered), float(plain))
+    args = dict(model=tiny["model"], env=tiny["env"], layers=layers)
+    steered = np.asarray(steering.evaluate(controllers, tiny["params"], held, **args))
+    plain = np.asarray(steering.evaluate(identity_ctrl, tiny["params"], held, **args))
+    assert np.all(steered < plain - 0.005), (steered, plain)
+
+
+def test_identity_controllers_give_the_base_models_own_loss(tiny):
+    from hrl_internal.data import packing
+    from hrl_internal.models import transformer
+    from hrl_internal.training.pretrain import masked_mean, sequence_losses
+    held = jax.tree.map(lambda a: a[:8], tiny["test_rows"])
+    layers = (0, 2)
+    ctrl = jax.vmap(lambda k: intervention.init_subgoal_controllers(
+        k, steering.NUM_SUBGOALS, tiny["model"].d_model, 4))(jax.random.split(
+            jax.random.PRNGKey(5), len(layers)))
+    steered = steering.evaluate(ctrl, tiny["params"], held, model=tiny["model"], env=tiny["env"],
+                                layers=layers)
+    obs, next_obs = packing.observations(held, tiny["env"])
+    outputs, _ = transformer.apply(tiny["params"], obs, tiny["model"], segments=held.segments)
+    nll = masked_mean(sequence_losses(outputs, held.actions, next_obs)[0],
+                      held.mask.astype(jnp.float32))
+    # The shared lower pass and per-layer upper passes equal the plain forward pass.
+    np.testing.assert_allclose(np.asarray(steered), float(nll), rtol=1e-5)
+
+
+def test_each_layers_loss_reaches_only_its_own_controllers(tiny):
+    """Training the layers together is training each alone: the summed loss separates."""
+    args = dict(model=tiny["model"], env=tiny["env"], rank=4, steps=5, batch_size=4,
+                learning_rate=3e-3)
+    both, _ = steering.train(jax.random.PRNGKey(6), tiny["params"], tiny["rows"], layers=(1, 2),
+                             **args)
+    with pytest.raises(ValueError, match="ascending"):
+        steering.train(jax.random.PRNGKey(6), tiny["params"], tiny["rows"], layers=(2, 1), **args)
+    grads = jax.grad(lambda c: steering.loss_fn(c, tiny["params"],
+                                                jax.tree.map(lambda a: a[:4], tiny["rows"]),
+                                                tiny["model"], tiny["env"], (1, 2))[0])(both)
+    # Layer 1's loss puts no gradient on layer 2's controllers.
+    assert float(jnp.abs(grads["b"][1]).sum()) == 0.0
+    assert float(jnp.abs(grads["b"][0]).sum()) > 0.0
 
 
 def test_ground_truth_switching_applies_the_next_subgoals_controller():
@@ -76,3 +112,22 @@ def test_colour_success_counts_the_colour_an_episode_failed_on():
     result = RolloutResult(success=np.array([True, False, False]), length=np.array([9, 5, 2]),
                            progress=np.array([3, 1, 0]))
     assert colour_success(result) == 4 / 6
+
+
+def test_training_in_chunks_equals_one_call(tiny):
+    """What makes a resumed steer phase equal an uninterrupted one: batches drawn per step."""
+    layers = (1,)
+    args = dict(model=tiny["model"], env=tiny["env"], layers=layers, batch_size=4,
+                learning_rate=3e-3)
+    key = jax.random.PRNGKey(7)
+    start = steering.init_state(key, tiny["model"], layers, 4, 3e-3)
+    whole, whole_losses = steering.train_steps(start, tiny["params"], tiny["rows"], key,
+                                               num_steps=6, **args)
+    half, first = steering.train_steps(start, tiny["params"], tiny["rows"], key, num_steps=3,
+                                       **args)
+    rest, second = steering.train_steps(half, tiny["params"], tiny["rows"], key, num_steps=3,
+                                        **args)
+    assert int(rest.step) == 6
+    np.testing.assert_allclose(np.concatenate([first, second]), whole_losses, rtol=1e-6)
+    for a, b in zip(jax.tree.leaves(rest.controllers), jax.tree.leaves(whole.controllers)):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)

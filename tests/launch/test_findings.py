@@ -16,6 +16,7 @@ PASSING = {
     "metacontroller": {"switch_f1": 0.95, "switches_per_episode": 2.05,
                        "true_switches_per_episode": 2.0, "latent_code_reach_matched_rate": 0.6,
                        "latent_code_reach_mismatched_rate": 0.2,
+                       "action_accuracy": 0.86, "next_colour_cap_accuracy": 0.877,
                        "sweep": [{"alpha": a, "variant": "standard", "switch_f1": f}
                                  for a, f in ((0.0, 0.3), (0.1, 0.95), (1.0, 0.0))]},
     "internal_rl": {"task": "0-1-2-3", "internal_rl.success_rate": 0.6,
@@ -35,6 +36,7 @@ def test_each_criterion_fails_when_its_figure_misses():
              ("steer", "posttrain_success_by_layer", [0.5, 0.1, 0.1, 0.1, 0.1], "F2"),  # layer 0
              ("metacontroller", "switches_per_episode", 2.5, "F3"),
              ("metacontroller", "latent_code_reach_mismatched_rate", 0.4, "codes"),
+             ("metacontroller", "action_accuracy", 0.9, "codes"),  # above the next-colour cap
              ("internal_rl", "raw_action_rl.success_rate", 0.2, "F5")]
     for phase, name, value, finding in cases:
         results = copy.deepcopy(PASSING)

@@ -95,6 +95,7 @@ def test_all_phases_run_record_skip_refuse_another_config_and_resume_after_kills
     for name in ("data/train.npz", "data/eval.npz", "data/done.json", "pretrain/metrics.jsonl",
                  "plots/data_episodes.png", "plots/pretrain_curves.png",
                  "plots/probe_accuracy_by_layer.png", "plots/steer_success_by_layer.png",
+                 "plots/steer_nll_by_layer.png", "steer/metrics.jsonl",
                  "plots/beta_standard_a0.3.png", "plots/rate_distortion.png",
                  "metacontroller/standard_a0.3/metrics.jsonl", "plots/internal_rl_success.png",
                  "internal_rl/internal_rl/metrics.jsonl"):

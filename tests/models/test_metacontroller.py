@@ -19,7 +19,7 @@ KEY = jax.random.PRNGKey(2)
 # The same two episodes in the other order: each then also runs alone from the row's start.
 SWAPPED = jnp.concatenate([E[SPLIT:], E[:SPLIT]])
 SWAPPED_RESETS = jnp.zeros(T, bool).at[T - SPLIT].set(True)
-unroll = jax.jit(mc.unroll, static_argnames=("config", "deterministic"))
+unroll = jax.jit(mc.unroll, static_argnames=("config", "deterministic", "hard_beta_threshold"))
 embed = jax.jit(mc.sequence_embedder)
 edit = jax.jit(lambda params, outputs, e: mc.controller(params, outputs, C)(e))
 close = dict(rtol=1e-5, atol=1e-6)
@@ -171,6 +171,26 @@ def test_temporal_integration():
     np.testing.assert_allclose(noise(shifted, KEY), eps, rtol=1e-4, atol=1e-5)
     assert 0.5 < np.std(eps) < 2.0
     assert not np.allclose(noise(always, jax.random.PRNGKey(7)), eps, atol=0.1)
+
+
+def test_hard_gate_switches_iff_beta_crosses_the_threshold_and_holds_z_exactly():
+    soft = unroll(PARAMS, E, RESETS, KEY, C, deterministic=True)
+    beta = np.asarray(soft.beta)
+    threshold = float(np.median(np.delete(beta, [0, SPLIT])))  # some steps switch, some do not
+    hard = unroll(PARAMS, E, RESETS, KEY, C, deterministic=True, hard_beta_threshold=threshold)
+    beta = np.asarray(hard.beta)  # β reads z_{t-1}, which the hard gate changes
+    switched = 0
+    for t in range(T):
+        if t in (0, SPLIT) or beta[t] >= threshold:
+            np.testing.assert_allclose(hard.z[t], hard.mu[t], **close)
+            switched += t not in (0, SPLIT)
+        else:
+            np.testing.assert_array_equal(hard.z[t], hard.z[t - 1])
+    assert 0 < switched < T - 2
+    # A threshold above 1: one code per episode, taken at its first step.
+    never = unroll(PARAMS, E, RESETS, KEY, C, deterministic=True, hard_beta_threshold=1.5)
+    np.testing.assert_array_equal(never.z[:SPLIT], jnp.broadcast_to(never.z[0], (SPLIT, 3)))
+    np.testing.assert_allclose(never.z[SPLIT], never.mu[SPLIT], **close)
 
 
 def test_apply_controller_is_the_full_map_not_transposed_or_diagonal():

@@ -1,0 +1,96 @@
+"""Steering budget: supervised subgoal controllers at one layer of a finished run's base model,
+against controller steps, batch and learning rate.
+
+Trains the controllers of ``--layers`` (together, as the steer phase does) on the run's training
+split and reports, for ``--layer``: the held-out steered NLL (64 packed rows) against the unsteered
+model, and rollouts with ground-truth switching on the pretraining and post-training tasks, with
+the per-colour hazard (the fraction of episodes that reach colour k+1 among those that reached
+colour k: first colours of a pair need the controller, second colours only navigation). Appends
+one JSON line per run to ``--out``. The README's steering-budget figures were made with it on the
+default main job's run directory, one run at a time on an idle 2-core CPU:
+
+    python -m experiments.steer_budget --run=runs/gridworld_cpu steps=1600 lr=3e-3
+    python -m experiments.steer_budget --run=runs/gridworld_cpu steps=4800 lr=3e-3 bs=8
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from experiments import configs
+from hrl_internal.analysis import rollout, steering
+from hrl_internal.data import packing
+from launch.phases import pretrain as pretrain_phase
+from launch.rundir import RunDir, read_json
+
+HELDOUT_ROWS = 64
+
+
+def hazard(result: rollout.RolloutResult, task_len: int) -> list[float | None]:
+    """P(reach colour k+1 | reached colour k) for k = 0 .. task_len-1 (None: nobody reached k)."""
+    p = np.asarray(result.progress)
+    return [float(np.mean(p[p >= k] > k)) if np.any(p >= k) else None for k in range(task_len)]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--run", required=True, help="a run directory with data and pretrain done")
+    parser.add_argument("--out", default="steer_budget.jsonl")
+    parser.add_argument("settings", nargs="*", help="layer=2 layers=2 steps=400 lr=1e-3 bs=24 "
+                        "rank=16 episodes=512")
+    args = parser.parse_args()
+    opts = {"layer": "2", "steps": "400", "lr": "1e-3", "bs": "24", "rank": "16",
+            "episodes": "512"}
+    for item in args.settings:
+        name, _, value = item.partition("=")
+        if name not in opts and name != "layers":
+            raise SystemExit(f"unknown setting {name!r}; allowed: layers, {', '.join(opts)}")
+        opts[name] = value
+    layer = int(opts["layer"])
+    layers = tuple(int(x) for x in opts.get("layers", str(layer)).split(","))
+    steps, lr, bs = int(opts["steps"]), float(opts["lr"]), int(opts["bs"])
+    run = RunDir(args.run)
+    config = configs.from_dict(read_json(f"{args.run}/config.json"))
+    env = config.gridworld.env_params("pretrain")
+    post = config.gridworld.env_params("posttrain")
+    model = config.model.transformer(env)
+    base = pretrain_phase.load_params(run, config)
+    rows = jax.tree.map(jnp.asarray, packing.pack(pretrain_phase.load_split(run, config, "train"),
+                                                  env))
+    held = jax.tree.map(lambda x: jnp.asarray(x[:HELDOUT_ROWS]),
+                        packing.pack(pretrain_phase.load_split(run, config, "eval"), env))
+    key = jax.random.PRNGKey(0)
+    started = time.monotonic()
+    ctrl, losses = steering.train(jax.random.fold_in(jax.random.fold_in(key, 31), layer), base,
+                                  rows, model=model, env=env, layers=layers,
+                                  rank=int(opts["rank"]), steps=steps, batch_size=bs,
+                                  learning_rate=lr)
+    i = layers.index(layer)
+    losses = np.asarray(losses)[:, i]
+    out = {"run": args.run, "layer": layer, "layers": list(layers), "steps": steps, "lr": lr,
+           "bs": bs, "rank": int(opts["rank"]), "train_s": time.monotonic() - started,
+           "train_loss_last10pct": float(losses[-max(1, steps // 10):].mean()),
+           "heldout_nll": float(steering.evaluate(ctrl, base, held, model=model, env=env,
+                                                  layers=layers)[i]),
+           "heldout_nll_unsteered": float(steering.evaluate(
+               jax.tree.map(jnp.zeros_like, ctrl), base, held, model=model, env=env,
+               layers=layers)[i])}
+    eval_key = jax.random.fold_in(key, 32)
+    for name, e in (("pre", env), ("post", post)):
+        r = steering.steered_rollout(eval_key, base, steering.layer_controllers(ctrl, i), model, e,
+                                     layer, int(opts["episodes"]))
+        out[f"{name}_success"] = float(np.mean(r.success))
+        out[f"{name}_colour_success"] = rollout.colour_success(r)
+        out[f"{name}_hazard"] = hazard(r, len(e.tasks[0]))
+    print(json.dumps(out))
+    with open(args.out, "a") as f:
+        f.write(json.dumps(out) + "\n")
+
+
+if __name__ == "__main__":
+    main()
