@@ -253,6 +253,11 @@ class MetaConfig:
     meta_lr: float = _help("AdamW learning rate", default=1e-3)
     meta_wd: float = _help("AdamW weight decay", default=0.03)
     beta_threshold: float = _help("β at or above this is a switch", default=0.5)
+    gate_temperature: float = _help(
+        "0: the soft switching unit β = σ(logit); > 0: a Gumbel-sigmoid unit of this temperature "
+        "in training (β = σ((logit + logistic noise) / τ)), the paper's relaxation for its "
+        "gridworld rate-distortion runs (App. E.1), which trains the decoder under near-binary "
+        "switches as internal RL uses it", default=0.0)
     switch_tolerance: int = _help("steps a switch may miss a subgoal boundary by", default=2)
 
     def alphas(self) -> list[float]:
@@ -266,7 +271,8 @@ class MetaConfig:
             d_model=d_model, latent_dim=self.latent_dim, history_dim=self.history_dim,
             embed_dim=self.embed_dim, encoder_hidden=self.encoder_hidden,
             decoder_hidden=self.decoder_hidden, rank=self.controller_rank,
-            switch_hidden=self.switch_hidden, input_norm=self.meta_input_norm)
+            switch_hidden=self.switch_hidden, input_norm=self.meta_input_norm,
+            gate_temperature=self.gate_temperature)
 
     def hyper(self, alpha: float, variant: str, skip_nonfinite: bool = False
               ) -> meta_training.MetaHyper:
@@ -557,6 +563,9 @@ def _validate_meta(config: Config) -> None:
                           f"{', '.join(meta_training.VARIANTS)}, got {m.metacontroller_variant!r}")
     if not 0.0 < m.beta_threshold < 1.0:
         raise ConfigError("beta_threshold", f"must be in (0, 1), got {m.beta_threshold}")
+    if not m.gate_temperature >= 0.0:
+        raise ConfigError("gate_temperature", f"must be >= 0 (0: the soft gate), got "
+                          f"{m.gate_temperature}")
 
 
 def _validate_rl(config: Config) -> None:

@@ -99,7 +99,7 @@ def prepare(path: str, config: configs.Config, preset: str) -> RunDir:
     config_path = os.path.join(run.path, "config.json")
     wanted = configs.to_dict(config)
     if os.path.exists(config_path):
-        held = read_json(config_path)
+        held = with_new_defaults(read_json(config_path))
         if held != wanted:
             diff = _differences(held, wanted)
             raise configs.ConfigError(
@@ -112,6 +112,16 @@ def prepare(path: str, config: configs.Config, preset: str) -> RunDir:
         "git_revision": _git_revision(), "devices": [str(d) for d in jax.devices()],
     })
     return run
+
+
+def with_new_defaults(held: dict[str, Any]) -> dict[str, Any]:
+    """A stored config with the fields added to the code since it was written set to their
+    defaults, which keep the behaviour the run had (a new option is off by default): such a run
+    directory stays usable. A stored field the code no longer has is kept (and then differs)."""
+    try:
+        return configs.to_dict(configs.from_dict(held))
+    except TypeError:
+        return held
 
 
 def _differences(held: dict[str, Any], wanted: dict[str, Any], prefix: str = "") -> str:

@@ -45,10 +45,17 @@ class MetacontrollerConfig:
     # RMS-normalise e_t where the metacontroller reads it (not where U_t edits it): the ant's Hawk
     # stream has entries far above 1, and the encoder's initial log σ² reached 34 on it.
     input_norm: bool = False
+    # > 0: a Gumbel-sigmoid switching unit (the paper's gridworld rate-distortion runs):
+    # β = σ((logit + logistic noise) / τ) in training, σ(logit / τ) otherwise. 0: σ(logit).
+    gate_temperature: float = 0.0
 
     def __post_init__(self):
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
+            if f.name == "gate_temperature":
+                if not isinstance(value, (int, float)) or value < 0:
+                    raise ValueError(f"gate_temperature must be >= 0, got {value!r}")
+                continue
             if f.name in ("variant", "input_norm"):
                 continue
             if not isinstance(value, int) or value <= 0:
@@ -165,10 +172,18 @@ def encoder(params: Params, e_t: jax.Array, h_prev: jax.Array, s_t: jax.Array
     return mu, log_var
 
 
-def switching_gate(params: Params, e_t: jax.Array, h_prev: jax.Array, z_prev: jax.Array
-                   ) -> jax.Array:
-    """``(e_t [d], h_{t-1} [n_h], z_{t-1} [n_z]) -> β_t []`` in [0, 1]. Causal: never reads s."""
-    return jax.nn.sigmoid(_mlp(params["switch"], jnp.concatenate([e_t, h_prev, z_prev]))[0])
+def switching_logit(params: Params, e_t: jax.Array, h_prev: jax.Array, z_prev: jax.Array
+                    ) -> jax.Array:
+    """``(e_t [d], h_{t-1} [n_h], z_{t-1} [n_z]) -> []`` the switching unit's logit."""
+    return _mlp(params["switch"], jnp.concatenate([e_t, h_prev, z_prev]))[0]
+
+
+def switching_gate(params: Params, e_t: jax.Array, h_prev: jax.Array, z_prev: jax.Array,
+                   temperature: float = 0.0) -> jax.Array:
+    """``(e_t [d], h_{t-1} [n_h], z_{t-1} [n_z]) -> β_t []`` in [0, 1], without noise (``temperature``
+    > 0: σ(logit / τ), the Gumbel-sigmoid unit's mean-free form). Causal: never reads s."""
+    logit = switching_logit(params, e_t, h_prev, z_prev)
+    return jax.nn.sigmoid(logit / temperature if temperature > 0 else logit)
 
 
 def controller_decoder(params: Params, z: jax.Array) -> tuple[jax.Array, jax.Array]:
@@ -235,15 +250,23 @@ def unroll(params: Params, e: jax.Array, resets: jax.Array, key: jax.Array,
     n_z = config.latent_dim
     eps = jnp.zeros((T * n_z,)) if deterministic else jax.random.normal(key, (T * n_z,))
     eps = eps.reshape(T, n_z)  # drawn flat, as in ``_draw``
+    tau = config.gate_temperature
+    if tau > 0 and not deterministic:
+        # Logistic noise = the difference of two Gumbels: a Gumbel-sigmoid (binary concrete) β.
+        u = jax.random.uniform(jax.random.fold_in(key, 1), (T,), minval=1e-6, maxval=1 - 1e-6)
+        gate_noise = jnp.log(u) - jnp.log1p(-u)
+    else:
+        gate_noise = jnp.zeros((T,))
 
     def body(carry, inputs):
         h_prev, z_prev = carry
-        e_t, s_t, reset, eps_t = inputs
+        e_t, s_t, reset, eps_t, noise_t = inputs
         h_prev = jnp.where(reset, 0.0, h_prev)
         z_prev = jnp.where(reset, 0.0, z_prev)
         mu, log_var = encoder(params, e_t, h_prev, s_t)
         z_tilde = mu + jnp.exp(0.5 * log_var) * eps_t
-        beta = switching_gate(params, e_t, h_prev, z_prev)
+        logit = switching_logit(params, e_t, h_prev, z_prev) + noise_t
+        beta = jax.nn.sigmoid(logit / tau if tau > 0 else logit)
         # The first code of an episode is always chosen: there is no previous one to keep.
         always = reset | (config.variant == "forced_switch")
         beta = jnp.where(always, 1.0, beta)
@@ -254,7 +277,7 @@ def unroll(params: Params, e: jax.Array, resets: jax.Array, key: jax.Array,
         return (h, z), (z, beta, mu, log_var)
 
     init_carry = (jnp.zeros((config.history_dim,)), jnp.zeros((n_z,)))
-    _, (z, beta, mu, log_var) = jax.lax.scan(body, init_carry, (e, s, resets, eps))
+    _, (z, beta, mu, log_var) = jax.lax.scan(body, init_carry, (e, s, resets, eps, gate_noise))
     return MetacontrollerOutputs(z, beta, mu, log_var, kl_to_standard_normal(mu, log_var))
 
 

@@ -123,7 +123,7 @@ def tick(frozen: Frozen, state: InternalState, z: jax.Array, spec: InternalEnvSp
             jnp.where(restart, 0.0, history), jnp.where(restart, 0.0, z), key)
     state = _observe(frozen, state, spec)
     beta = metacontroller.switching_gate(frozen.meta, metacontroller.observe(state.e, spec.meta),
-                                         state.history, state.code)
+                                         state.history, state.code, spec.meta.gate_temperature)
     switch = (beta >= spec.beta_threshold) | spec.forced_switch
     return state, reward, switch | restart, {**info, "beta": beta, "action": action, "done": done,
                                              "restart": restart}

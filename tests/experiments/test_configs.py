@@ -59,6 +59,7 @@ _CANDIDATES = {
     "epsilon": [-0.5, 0.0, 0.2, 2.0], "pretrain_lr": [0.0, 1e-3, -1.0],
     "on_nonfinite": ["stop", "skip", "ignore"], "beta_threshold": [0.0, 0.5, 1.5],
     "steps_per_call": [0, 7, 10], "controller_rank": [0, 4], "latent_dim": [0, 4],
+    "gate_temperature": [-1.0, 0.0, 0.5],
     "metacontroller_variant": ["standard", "cotrain,standard", "magic"],
     "rl_methods": ["internal_rl", "forced_switch", "raw_action_rl,raw_action_rl"],
 }

@@ -22,6 +22,20 @@ def test_a_workdir_holding_another_config_is_refused_naming_the_difference(tmp_p
         rundir.prepare(path, configs.replace_fields(configs.preset("smoke"), seed=3), "smoke")
 
 
+def test_a_run_written_before_a_field_existed_stays_usable_while_the_field_is_default(tmp_path):
+    path = str(tmp_path / "run")
+    rundir.prepare(path, configs.preset("smoke"), "smoke")
+    stored = rundir.read_json(os.path.join(path, "config.json"))
+    del stored["meta"]["gate_temperature"]  # as written by a version without the option
+    rundir.write_json(os.path.join(path, "config.json"), stored)
+    rundir.prepare(path, configs.preset("smoke"), "smoke")  # the default: the same run
+    assert rundir.read_json(os.path.join(path, "config.json"))["meta"]["gate_temperature"] == 0.0
+    rundir.write_json(os.path.join(path, "config.json"), stored)
+    with pytest.raises(configs.ConfigError, match=r"gate_temperature: 0.0 there, 0.5 now"):
+        rundir.prepare(path, configs.replace_fields(configs.preset("smoke"), gate_temperature=0.5),
+                       "smoke")
+
+
 def test_json_writes_are_atomic(tmp_path):
     path = str(tmp_path / "x.json")
     rundir.write_json(path, {"a": 1})

@@ -193,6 +193,29 @@ def test_hard_gate_switches_iff_beta_crosses_the_threshold_and_holds_z_exactly()
     np.testing.assert_allclose(never.z[SPLIT], never.mu[SPLIT], **close)
 
 
+def test_gumbel_sigmoid_gate_is_noisy_in_training_and_sharp_in_evaluation():
+    gumbel = dataclasses.replace(C, gate_temperature=0.25)
+    soft = unroll(PARAMS, E, RESETS, KEY, C, deterministic=True)
+    mean_free = unroll(PARAMS, E, RESETS, KEY, gumbel, deterministic=True)
+    b = float(soft.beta[1])  # step 1: both gates read the same z_0 = μ_0
+    logit = np.log(b) - np.log1p(-b)
+    np.testing.assert_allclose(mean_free.beta[1], 1 / (1 + np.exp(-logit / 0.25)), rtol=1e-4)
+    # Training draws logistic noise: at init (logit ~ 0, β ~ 0.5 soft) the sampled β sits near 0
+    # or 1 at temperature 0.25, and differs between keys; resets still force β = 1.
+    betas = np.concatenate([np.delete(np.asarray(unroll(PARAMS, E, RESETS, jax.random.PRNGKey(k),
+                                                        gumbel).beta), [0, SPLIT])
+                            for k in range(20)])
+    assert np.mean((betas < 0.1) | (betas > 0.9)) > 0.6
+    assert 0.3 < np.mean(betas > 0.5) < 0.7
+    assert unroll(PARAMS, E, RESETS, KEY, gumbel).beta[SPLIT] == 1.0
+    # The soft gate's training draw is unchanged by the option (the codes' noise is the same).
+    np.testing.assert_array_equal(unroll(PARAMS, E, RESETS, KEY, C).z,
+                                  unroll(PARAMS, E, RESETS, KEY, dataclasses.replace(
+                                      C, gate_temperature=0.0)).z)
+    with pytest.raises(ValueError, match="gate_temperature"):
+        dataclasses.replace(C, gate_temperature=-1.0)
+
+
 def test_apply_controller_is_the_full_map_not_transposed_or_diagonal():
     a, b, e = (jnp.asarray(RNG.normal(size=shape), jnp.float32)
                for shape in [(C.rank, C.d_model), (C.d_model, C.rank), (C.d_model,)])
