@@ -182,7 +182,12 @@ def switching_gate(params: Params, e_t: jax.Array, h_prev: jax.Array, z_prev: ja
                    temperature: float = 0.0) -> jax.Array:
     """``(e_t [d], h_{t-1} [n_h], z_{t-1} [n_z]) -> β_t []`` in [0, 1], without noise (``temperature``
     > 0: σ(logit / τ), the Gumbel-sigmoid unit's mean-free form). Causal: never reads s."""
-    logit = switching_logit(params, e_t, h_prev, z_prev)
+    return gate_from_logit(switching_logit(params, e_t, h_prev, z_prev), temperature)
+
+
+def gate_from_logit(logit: jax.Array, temperature: float) -> jax.Array:
+    """β = σ(logit / τ) (τ = 0: σ(logit)); one definition for training (``unroll``, whose logit
+    may carry the Gumbel-sigmoid noise) and for the internal env (``switching_gate``)."""
     return jax.nn.sigmoid(logit / temperature if temperature > 0 else logit)
 
 
@@ -265,8 +270,7 @@ def unroll(params: Params, e: jax.Array, resets: jax.Array, key: jax.Array,
         z_prev = jnp.where(reset, 0.0, z_prev)
         mu, log_var = encoder(params, e_t, h_prev, s_t)
         z_tilde = mu + jnp.exp(0.5 * log_var) * eps_t
-        logit = switching_logit(params, e_t, h_prev, z_prev) + noise_t
-        beta = jax.nn.sigmoid(logit / tau if tau > 0 else logit)
+        beta = gate_from_logit(switching_logit(params, e_t, h_prev, z_prev) + noise_t, tau)
         # The first code of an episode is always chosen: there is no previous one to keep.
         always = reset | (config.variant == "forced_switch")
         beta = jnp.where(always, 1.0, beta)
