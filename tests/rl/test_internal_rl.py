@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from hrl_internal.envs import gridworld
+from hrl_internal.models import transformer
 from hrl_internal.rl import internal_rl, policy, train
 
 
@@ -48,16 +49,42 @@ def test_rl_loss_rescores_the_acting_log_probs_and_has_policy_gradients(rolled):
     assert float(jnp.linalg.norm(grads["mean"]["w"])) > 0
 
 
-def test_update_moves_the_policy_only(frozen_setup, rolled):
-    spec, params, _, _ = rolled
-    hyper = train.RLHyper(learning_rate=1e-2)
-    frozen = frozen_setup["frozen"]
-    before = jax.tree.map(np.array, frozen)
-    state, metrics = jax.jit(train.update, static_argnames=("learner", "spec", "hyper"))(
-        train.init_state(params, hyper), frozen, jax.random.PRNGKey(4), learner="codes",
-        spec=spec, hyper=hyper)
-    assert int(state.step) == 1 and np.isfinite(float(metrics["loss"]))
-    for a, b in zip(jax.tree.leaves(before), jax.tree.leaves(frozen)):
-        np.testing.assert_array_equal(a, np.asarray(b))
-    assert 0.0 <= float(metrics["success"]) <= 1.0 and float(metrics["episodes"]) > 0
+@pytest.fixture(scope="module")
+def easy_setup(frozen_setup):
+    """The frozen setup on a 4 x 4 grid with 3 objects and no walls, task 0-1: the untrained policy
+    succeeds in some episodes and not others, so advantages are nonzero and an update has
+    something to learn."""
+    env = gridworld.EnvParams(grid_size=4, num_objects=3, num_walls=0, max_steps=40,
+                              task_set="0-1")
+    model = dataclasses.replace(frozen_setup["model"], obs_size=env.obs_size, max_len=env.max_steps)
+    base = transformer.init(jax.random.PRNGKey(0), model)
+    frozen = frozen_setup["frozen"]._replace(base=base)
+    spec = dataclasses.replace(frozen_setup["spec"], model=model, env=env)
+    return dict(spec=spec, model=model, meta=frozen_setup["meta"], frozen=frozen)
 
+
+def test_update_moves_the_policy_towards_its_advantage_and_only_the_policy(easy_setup):
+    spec = dataclasses.replace(_spec(easy_setup), num_slots=16)
+    params = internal_rl.init_params(jax.random.PRNGKey(0), spec)
+    hyper = train.RLHyper(learning_rate=1e-2)
+    key = jax.random.PRNGKey(2)
+    # The batch the update draws (its key folded with the update count, 0).
+    batch, stats = jax.jit(internal_rl.rollout, static_argnums=3)(
+        params, easy_setup["frozen"], jax.random.fold_in(key, 0), spec)
+    n = int(stats.episodes)
+    assert 0 < int(stats.successes) < n, (int(stats.successes), n)  # advantages are not all 0
+    state, metrics = jax.jit(train.update, static_argnames=("learner", "spec", "hyper"))(
+        train.init_state(params, hyper), easy_setup["frozen"], key, learner="codes", spec=spec,
+        hyper=hyper)
+    assert int(state.step) == 1 and np.isfinite(float(metrics["loss"]))
+    assert float(metrics["grad_norm"]) > 0
+    assert jax.tree.structure(state.params) == jax.tree.structure(params)  # the policy's alone
+    moved = max(float(jnp.max(jnp.abs(a - b)))
+                for a, b in zip(jax.tree.leaves(state.params), jax.tree.leaves(params)))
+    assert moved > 1e-4
+    # The decisions of better-than-average episodes became likelier, the others less likely.
+    mask = np.asarray(batch.decide)
+    change = np.asarray(internal_rl.log_probs(state.params, batch, spec)
+                        - internal_rl.log_probs(params, batch, spec))
+    assert float(np.sum((np.asarray(batch.advantage) * change)[mask])) > 0
+    assert float(metrics["success"]) == pytest.approx(int(stats.successes) / n)
