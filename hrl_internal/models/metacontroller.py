@@ -2,8 +2,9 @@
 stream e_{t,l} at the controlled layer l.
 
     h_t = GRU(e_t, h_{t-1})                                 history (causal)
-    s = f_emb(e_{1:T})                                      sequence embedding (non-causal)
-    (μ_t, log σ²_t) = f_enc(e_t, h_{t-1}, s_t),  z̃_t ~ N(μ_t, σ²_t)
+    s = f_emb(e_{1:T})                                      sequence embedding (non-causal: one
+                                                            vector per episode, or read per step)
+    (μ_t, log σ²_t) = f_enc(e_t, h_{t-1}, s),  z̃_t ~ N(μ_t, σ²_t)
     β_t = f_switch(e_t, h_{t-1}, z_{t-1}) ∈ [0, 1]          switching unit (causal, no s)
     z_t = β_t z̃_t + (1 - β_t) z_{t-1}                       temporal integration
     U_t = f_hyp(z_t) = B_t A_t,   ê_t = e_t + U_t e_t        controller decoder
@@ -26,6 +27,7 @@ from hrl_internal.models import intervention, rglru
 
 Params = dict[str, Any]
 VARIANTS = ("standard", "forced_switch")
+SEQUENCE_EMBEDDINGS = ("episode", "step")
 # Initial edit size |U e| / |e|: small so the base model's behaviour is intact at the start of
 # training, nonzero so that gradients reach both low-rank factors.
 _EDIT_SCALE = 0.02
@@ -48,6 +50,10 @@ class MetacontrollerConfig:
     # > 0: a Gumbel-sigmoid switching unit (the paper's gridworld rate-distortion runs):
     # β = σ((logit + logistic noise) / τ) in training, σ(logit / τ) otherwise. 0: σ(logit).
     gate_temperature: float = 0.0
+    # "episode": one s per episode (the paper's s(e_{1:T})); "step": s_t read at t, whose backward
+    # half carries the next steps (measured: it leaks the next moves into the codes, but it is the
+    # one of the two under which the gate learns to switch on a CPU budget; see the README).
+    sequence_embedding: str = "step"
 
     def __post_init__(self):
         for f in dataclasses.fields(self):
@@ -55,6 +61,11 @@ class MetacontrollerConfig:
             if f.name == "gate_temperature":
                 if not isinstance(value, (int, float)) or value < 0:
                     raise ValueError(f"gate_temperature must be >= 0, got {value!r}")
+                continue
+            if f.name == "sequence_embedding":
+                if value not in SEQUENCE_EMBEDDINGS:
+                    raise ValueError(f"sequence_embedding must be one of {SEQUENCE_EMBEDDINGS}, "
+                                     f"got {value!r}")
                 continue
             if f.name in ("variant", "input_norm"):
                 continue
@@ -142,9 +153,17 @@ def resets_from_segments(segments: jax.Array) -> jax.Array:
     return jnp.concatenate([first, segments[..., 1:] != segments[..., :-1]], axis=-1)
 
 
-def sequence_embedder(params: Params, e: jax.Array, resets: jax.Array) -> jax.Array:
-    """``e [T, d], resets [T] -> s [T, n_s]``: s_t sees the whole episode containing t and nothing
-    of the other episodes in the row (a forward and a backward RG-LRU, reset at episode bounds)."""
+def sequence_embedder(params: Params, e: jax.Array, resets: jax.Array,
+                      per_episode: bool = True) -> jax.Array:
+    """``e [T, d], resets [T] -> s [T, n_s]``: a forward and a backward RG-LRU, reset at episode
+    bounds, so s_t sees the episode containing t and nothing of the other episodes in the row.
+
+    ``per_episode`` (the paper's s(e_{1:T}), Eq. 13/15): one vector per episode, the forward state
+    at the episode's last step and the backward state at its first, the same at each of its steps.
+    Otherwise s_t is read at t itself, so its backward half summarises e_{t+1..}: the immediate
+    future, which reveals the next actions and lets the encoder write each move into its code.
+    """
+    T = e.shape[0]
     ends = jnp.concatenate([resets[1:], jnp.ones((1,), bool)])
     p = params["embedder"]
     lru = rglru.RGLRUConfig(p["proj"]["w"].shape[1])
@@ -152,7 +171,13 @@ def sequence_embedder(params: Params, e: jax.Array, resets: jax.Array) -> jax.Ar
     # so both directions run as one batched scan: half the sequential steps and compile time.
     run = jax.vmap(lambda q, x, r: rglru.apply(q, x, lru, resets=r))
     fwd, bwd = run(p["lru"], jnp.stack([e, e[::-1]]), jnp.stack([resets, ends[::-1]]))
-    return _linear(p["proj"], jnp.concatenate([fwd, bwd[::-1]], axis=-1))
+    bwd = bwd[::-1]
+    if per_episode:
+        steps = jnp.arange(T)
+        first = jax.lax.cummax(jnp.where(resets, steps, 0))  # the episode's first step
+        last = jax.lax.cummin(jnp.where(ends, steps, T - 1), reverse=True)  # and its last
+        fwd, bwd = fwd[last], bwd[first]
+    return _linear(p["proj"], jnp.concatenate([fwd, bwd], axis=-1))
 
 
 def gru_step(params: Params, h: jax.Array, e_t: jax.Array) -> jax.Array:
@@ -251,7 +276,7 @@ def unroll(params: Params, e: jax.Array, resets: jax.Array, key: jax.Array,
     chex.assert_type(resets, bool)
     resets = resets.at[0].set(True)
     e = observe(e, config)
-    s = sequence_embedder(params, e, resets)
+    s = sequence_embedder(params, e, resets, config.sequence_embedding == "episode")
     n_z = config.latent_dim
     eps = jnp.zeros((T * n_z,)) if deterministic else jax.random.normal(key, (T * n_z,))
     eps = eps.reshape(T, n_z)  # drawn flat, as in ``_draw``

@@ -29,6 +29,7 @@ from tests.launch.resume import TINY, launch
     (dict(expert_walk_updates=-1), "--expert_walk_updates", ">= 0"),
     (dict(expert_control_cost=-0.5), "--expert_control_cost", ">= 0"),
     (dict(expert_demo_action="greedy"), "--expert_demo_action", "mean, sample"),
+    (dict(sequence_embedding="pooled"), "--sequence_embedding", "episode, step"),
 ])
 def test_bad_config_names_the_field_and_what_is_allowed(overrides, flag, allowed):
     from experiments import configs

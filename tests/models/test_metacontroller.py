@@ -20,7 +20,7 @@ KEY = jax.random.PRNGKey(2)
 SWAPPED = jnp.concatenate([E[SPLIT:], E[:SPLIT]])
 SWAPPED_RESETS = jnp.zeros(T, bool).at[T - SPLIT].set(True)
 unroll = jax.jit(mc.unroll, static_argnames=("config", "deterministic", "hard_beta_threshold"))
-embed = jax.jit(mc.sequence_embedder)
+embed = jax.jit(mc.sequence_embedder, static_argnames="per_episode")
 edit = jax.jit(lambda params, outputs, e: mc.controller(params, outputs, C)(e))
 close = dict(rtol=1e-5, atol=1e-6)
 
@@ -57,10 +57,11 @@ def test_resets_from_segments():
                                   [[1, 0, 1, 0, 0, 1], [1, 0, 0, 0, 0, 0]])
 
 
-def test_embedder_packed_row_equals_separate_episodes():
-    s = embed(PARAMS, E, RESETS)
+@pytest.mark.parametrize("per_episode", [True, False])
+def test_embedder_packed_row_equals_separate_episodes(per_episode):
+    s = embed(PARAMS, E, RESETS, per_episode=per_episode)
     assert s.shape == (T, C.embed_dim)
-    swapped = embed(PARAMS, SWAPPED, SWAPPED_RESETS)
+    swapped = embed(PARAMS, SWAPPED, SWAPPED_RESETS, per_episode=per_episode)
     np.testing.assert_allclose(s[:SPLIT], swapped[T - SPLIT:], **close)
     np.testing.assert_allclose(s[SPLIT:], swapped[:T - SPLIT], **close)
 
@@ -75,6 +76,20 @@ def test_embedder_sees_its_whole_episode_and_nothing_else():
     np.testing.assert_array_equal(s[:SPLIT], earlier_in_b[:SPLIT])
 
 
+def test_embedder_gives_one_vector_per_episode_unless_read_per_step():
+    s = embed(PARAMS, E, RESETS)
+    np.testing.assert_array_equal(s[:SPLIT], jnp.broadcast_to(s[0], (SPLIT, C.embed_dim)))
+    np.testing.assert_array_equal(s[SPLIT:], jnp.broadcast_to(s[SPLIT], (T - SPLIT, C.embed_dim)))
+    assert not np.allclose(s[0], s[SPLIT], atol=1e-5)
+    per_step = embed(PARAMS, E, RESETS, per_episode=False)
+    assert not np.allclose(per_step[0], per_step[1], atol=1e-5)
+
+
+def test_config_rejects_an_unknown_sequence_embedding():
+    with pytest.raises(ValueError, match="sequence_embedding"):
+        dataclasses.replace(C, sequence_embedding="pooled")
+
+
 def test_unroll_packed_row_equals_separate_episodes():
     out = unroll(PARAMS, E, RESETS, KEY, C, deterministic=True)
     swapped = unroll(PARAMS, SWAPPED, SWAPPED_RESETS, KEY, C, deterministic=True)
@@ -85,11 +100,11 @@ def test_unroll_packed_row_equals_separate_episodes():
     assert not np.allclose(run_on.z[SPLIT:], out.z[SPLIT:], atol=1e-5)  # the reset mattered
 
 
-@jax.jit
-def _reference(params, e):
+@functools.partial(jax.jit, static_argnames="per_episode")
+def _reference(params, e, per_episode):
     """The §D.2 equations step by step from the public components (deterministic z̃ = μ), for
     the episodes starting at 0 and SPLIT."""
-    s = mc.sequence_embedder(params, e, RESETS)
+    s = mc.sequence_embedder(params, e, RESETS, per_episode)
     h, z = jnp.zeros(C.history_dim), jnp.zeros(C.latent_dim)
     zs, betas = [], []
     for t in range(T):
@@ -104,9 +119,11 @@ def _reference(params, e):
     return jnp.stack(zs), jnp.stack(betas)
 
 
-def test_unroll_wires_the_components_as_in_the_paper():
-    out = unroll(PARAMS, E, RESETS, KEY, C, deterministic=True)
-    z, beta = _reference(PARAMS, E)
+@pytest.mark.parametrize("sequence_embedding", mc.SEQUENCE_EMBEDDINGS)
+def test_unroll_wires_the_components_as_in_the_paper(sequence_embedding):
+    config = dataclasses.replace(C, sequence_embedding=sequence_embedding)
+    out = unroll(PARAMS, E, RESETS, KEY, config, deterministic=True)
+    z, beta = _reference(PARAMS, E, sequence_embedding == "episode")
     np.testing.assert_allclose(out.beta, beta, **close)
     np.testing.assert_allclose(out.z, z, **close)
 
