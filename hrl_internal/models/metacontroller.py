@@ -153,8 +153,8 @@ def resets_from_segments(segments: jax.Array) -> jax.Array:
     return jnp.concatenate([first, segments[..., 1:] != segments[..., :-1]], axis=-1)
 
 
-def sequence_embedder(params: Params, e: jax.Array, resets: jax.Array,
-                      per_episode: bool = True) -> jax.Array:
+def sequence_embedder(params: Params, e: jax.Array, resets: jax.Array, *,
+                      per_episode: bool) -> jax.Array:
     """``e [T, d], resets [T] -> s [T, n_s]``: a forward and a backward RG-LRU, reset at episode
     bounds, so s_t sees the episode containing t and nothing of the other episodes in the row.
 
@@ -276,7 +276,8 @@ def unroll(params: Params, e: jax.Array, resets: jax.Array, key: jax.Array,
     chex.assert_type(resets, bool)
     resets = resets.at[0].set(True)
     e = observe(e, config)
-    s = sequence_embedder(params, e, resets, config.sequence_embedding == "episode")
+    s = sequence_embedder(params, e, resets,
+                          per_episode=config.sequence_embedding == "episode")
     n_z = config.latent_dim
     eps = jnp.zeros((T * n_z,)) if deterministic else jax.random.normal(key, (T * n_z,))
     eps = eps.reshape(T, n_z)  # drawn flat, as in ``_draw``

@@ -67,17 +67,17 @@ def test_embedder_packed_row_equals_separate_episodes(per_episode):
 
 
 def test_embedder_sees_its_whole_episode_and_nothing_else():
-    s = embed(PARAMS, E, RESETS)
-    later_in_a = embed(PARAMS, E.at[SPLIT - 1].add(1.0), RESETS)
+    s = embed(PARAMS, E, RESETS, per_episode=True)
+    later_in_a = embed(PARAMS, E.at[SPLIT - 1].add(1.0), RESETS, per_episode=True)
     assert not np.allclose(s[:SPLIT - 1], later_in_a[:SPLIT - 1], atol=1e-5)  # non-causal
     np.testing.assert_array_equal(s[SPLIT:], later_in_a[SPLIT:])
-    earlier_in_b = embed(PARAMS, E.at[SPLIT].add(1.0), RESETS)
+    earlier_in_b = embed(PARAMS, E.at[SPLIT].add(1.0), RESETS, per_episode=True)
     assert not np.allclose(s[SPLIT + 1:], earlier_in_b[SPLIT + 1:], atol=1e-5)  # causal half
     np.testing.assert_array_equal(s[:SPLIT], earlier_in_b[:SPLIT])
 
 
 def test_embedder_gives_one_vector_per_episode_unless_read_per_step():
-    s = embed(PARAMS, E, RESETS)
+    s = embed(PARAMS, E, RESETS, per_episode=True)
     np.testing.assert_array_equal(s[:SPLIT], jnp.broadcast_to(s[0], (SPLIT, C.embed_dim)))
     np.testing.assert_array_equal(s[SPLIT:], jnp.broadcast_to(s[SPLIT], (T - SPLIT, C.embed_dim)))
     assert not np.allclose(s[0], s[SPLIT], atol=1e-5)
@@ -104,7 +104,7 @@ def test_unroll_packed_row_equals_separate_episodes():
 def _reference(params, e, per_episode):
     """The §D.2 equations step by step from the public components (deterministic z̃ = μ), for
     the episodes starting at 0 and SPLIT."""
-    s = mc.sequence_embedder(params, e, RESETS, per_episode)
+    s = mc.sequence_embedder(params, e, RESETS, per_episode=per_episode)
     h, z = jnp.zeros(C.history_dim), jnp.zeros(C.latent_dim)
     zs, betas = [], []
     for t in range(T):
