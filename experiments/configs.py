@@ -289,7 +289,7 @@ class MetaConfig:
                                        skip_nonfinite=skip_nonfinite)
 
 
-RL_METHODS = ("internal_rl", "raw_action_rl", "forced_switch", "cotrain")
+RL_METHODS = ("internal_rl", "raw_action_rl", "forced_switch", "cotrain", "subgoal_controllers")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -299,7 +299,10 @@ class RLConfig:
     rl_task: str = _help("the sparse-reward task, a named task set or colours joined by '-' "
                          "(the paper: posttrain = 0-1-2-3-4-5-6-7-0-1-2-3)", default="0-1-2-3")
     rl_max_steps: int = _help("time limit of RL episodes (at most --max_steps)", default=50)
-    rl_methods: str = _help("comma-separated methods among " + ", ".join(RL_METHODS),
+    rl_methods: str = _help("comma-separated methods among " + ", ".join(RL_METHODS) + " ("
+                            "subgoal_controllers: the known-answer reference, codes through the "
+                            "steer phase's supervised controllers with ground-truth switching; "
+                            "gridworld)",
                             default="internal_rl,raw_action_rl")
     rl_seeds: int = _help("seeds per method, trained together (vmapped)", default=3)
     rl_slots: int = _help("environments stepped together per seed; a slot whose episode ends "
@@ -593,6 +596,15 @@ def _validate_rl(config: Config) -> None:
     if "internal_rl" in methods and "standard" not in config.meta.variants():
         raise ConfigError("rl_methods", "internal_rl needs the standard metacontroller: add it to "
                           "--metacontroller_variant")
+    if "subgoal_controllers" in methods:
+        if config.env != "gridworld":
+            raise ConfigError("rl_methods", "subgoal_controllers needs the gridworld's subgoal "
+                              "labels (--env=gridworld)")
+        layers = config.analysis.layers(config.model.num_layers)
+        if config.meta.layer not in layers:
+            raise ConfigError("rl_methods", f"subgoal_controllers acts at --layer="
+                              f"{config.meta.layer}, where the steer phase trains no controller "
+                              f"(--steer_layers={config.analysis.steer_layers!r})")
     limit_name, limit = (("ant_max_steps", config.ant.ant_max_steps) if config.env == "ant"
                          else ("max_steps", config.gridworld.max_steps))
     if r.rl_max_steps > limit:

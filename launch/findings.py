@@ -100,6 +100,17 @@ def _internal_rl(r: dict[str, Any]) -> tuple[str, bool] | None:
     return text, internal >= 0.5 and raw <= 0.05
 
 
+def _known_answer(r: dict[str, Any]) -> tuple[str, bool] | None:
+    known = _get(r, "internal_rl", "subgoal_controllers.success_rate")
+    ceiling = _get(r, "internal_rl", "gt_steer_success")
+    if known is None or ceiling is None:
+        return None
+    initial = _get(r, "internal_rl", "subgoal_controllers.initial_success_rate")
+    text = (f"codes through the supervised controllers: {initial:.3f} -> {known:.3f}, against "
+            f"{ceiling:.3f} for the ground-truth-switched controllers")
+    return text, known >= 0.8 * ceiling
+
+
 # (finding, the paper's figure, criterion, check)
 FINDINGS: tuple[tuple[str, str, str, Check], ...] = (
     ("base model competence", "near-expert imitation (needed by everything below)",
@@ -116,6 +127,9 @@ FINDINGS: tuple[tuple[str, str, str, Check], ...] = (
     ("F4 rate-distortion: subgoal-aligned switching in an α range",
      "a gap in NLL vs KL where aligned switching sets in (Fig. 7)",
      "some but not all α switch with F1 >= 0.9 (>= 3 values of α)", _rate_distortion),
+    ("RL machinery on a known answer: internal RL finds the right codes",
+     "(not in the paper: a reference that the RL learner works)",
+     "success >= 0.8 of the ground-truth-switched controllers'", _known_answer),
     ("F5 internal RL learns where raw-action RL does not",
      "internal RL high success; raw-action RL fails within 1e6 episodes (Fig. 8)",
      "internal RL >= 0.5 and raw-action RL <= 0.05", _internal_rl),

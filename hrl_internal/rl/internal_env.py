@@ -9,6 +9,13 @@ or the episode ends, summing the reward. The policy observes the unedited residu
 each decision; since the base model attends to the whole history, that vector already summarises
 ``o_{1:t}``.
 
+``decoder="subgoal_controllers"`` builds the same MDP from parts whose answer is known, to test
+the RL machinery apart from the metacontroller (gridworld only): the frozen "decoder" is the
+supervised subgoal controllers of one layer (§C.3), a code ``z [G]`` applies ``U_g`` with
+``g = argmax z``, and the switch fires when the env's subgoal changes (ground-truth switching).
+The best policy is then known (the code of the task's next subgoal at each decision) and so is its
+success: that of the ground-truth-switched controllers (``analysis.steering.steered_rollout``).
+
 Everything is written for one environment (caches with a batch axis of 1) and vmaps over any
 number of them. ``tick`` is one primitive step; ``step`` is the internal step, a
 ``lax.while_loop`` of ticks, so a vmapped batch whose spans differ in length stays on device.
@@ -25,9 +32,9 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
-from hrl_internal.envs import family
+from hrl_internal.envs import family, gridworld
 from hrl_internal.envs.family import EnvParams
-from hrl_internal.models import backbone, metacontroller
+from hrl_internal.models import backbone, intervention, metacontroller
 from hrl_internal.models.backbone import ModelConfig
 from hrl_internal.models.metacontroller import MetacontrollerConfig
 
@@ -41,17 +48,34 @@ class InternalEnvSpec:
     env: EnvParams
     layer: int
     beta_threshold: float = 0.5
+    decoder: str = "metacontroller"  # or "subgoal_controllers" (see the module docstring)
+
+    def __post_init__(self):
+        if self.decoder not in DECODERS:
+            raise ValueError(f"decoder must be one of {DECODERS}, got {self.decoder!r}")
+        if self.decoder == "subgoal_controllers" and not isinstance(self.env,
+                                                                    gridworld.EnvParams):
+            raise ValueError("decoder='subgoal_controllers' needs the gridworld's subgoal labels")
 
     @property
     def forced_switch(self) -> bool:
         return self.meta.variant == "forced_switch"
+
+    @property
+    def known_answer(self) -> bool:
+        return self.decoder == "subgoal_controllers"
+
+
+DECODERS = ("metacontroller", "subgoal_controllers")
 
 
 class Frozen(NamedTuple):
     """The frozen parameters the environment is made of."""
 
     base: Any  # base model params
-    meta: Any  # metacontroller params (decoder, switching unit, GRU)
+    # metacontroller params (decoder, switching unit, GRU); for decoder="subgoal_controllers" one
+    # layer's controllers {a [G, r, d], b [G, d, r]}
+    meta: Any
 
 
 @struct.dataclass
@@ -103,16 +127,20 @@ def tick(frozen: Frozen, state: InternalState, z: jax.Array, spec: InternalEnvSp
     describe the step of the episode that ended.
     """
     chex.assert_shape(z, (spec.meta.latent_dim,))
-    a, b = metacontroller.controller_decoder(frozen.meta, z)
-    edited = metacontroller.apply_controller(state.e, a, b)
+    if spec.known_answer:
+        edited = intervention.subgoal_controller(frozen.meta, jnp.argmax(z))(state.e)
+        subgoal_before = gridworld.current_subgoal(state.env_state)
+    else:
+        a, b = metacontroller.controller_decoder(frozen.meta, z)
+        edited = metacontroller.apply_controller(state.e, a, b)
     outputs, upper_cache = backbone.module(spec.model).upper(
         frozen.base, state.upper_cache, edited[None], spec.model, spec.layer)
     key, act_key = jax.random.split(state.key)
     action = backbone.sample_action(act_key, jax.tree.map(lambda x: x[0], outputs))
     env_state, reward, done = family.step(state.env_state, action, spec.env)
     info = {"success": env_state.success, "task_index": env_state.progress}
-    history = metacontroller.gru_step(frozen.meta, state.history,
-                                      metacontroller.observe(state.e, spec.meta))
+    history = state.history if spec.known_answer else metacontroller.gru_step(
+        frozen.meta, state.history, metacontroller.observe(state.e, spec.meta))
     state = InternalState(env_state, state.lower_cache, upper_cache, state.e, history, z, key)
     restart = jnp.zeros((), bool) if may_restart is None else may_restart & done
     if may_restart is not None:
@@ -122,8 +150,12 @@ def tick(frozen: Frozen, state: InternalState, z: jax.Array, spec: InternalEnvSp
             backbone.restart_cache(upper_cache, restart), state.e,
             jnp.where(restart, 0.0, history), jnp.where(restart, 0.0, z), key)
     state = _observe(frozen, state, spec)
-    beta = metacontroller.switching_gate(frozen.meta, metacontroller.observe(state.e, spec.meta),
-                                         state.history, state.code, spec.meta.gate_temperature)
+    if spec.known_answer:
+        beta = (gridworld.current_subgoal(env_state) != subgoal_before).astype(jnp.float32)
+    else:
+        beta = metacontroller.switching_gate(frozen.meta,
+                                             metacontroller.observe(state.e, spec.meta),
+                                             state.history, state.code, spec.meta.gate_temperature)
     switch = (beta >= spec.beta_threshold) | spec.forced_switch
     return state, reward, switch | restart, {**info, "beta": beta, "action": action, "done": done,
                                              "restart": restart}

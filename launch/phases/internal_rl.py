@@ -5,7 +5,13 @@ the initial policy's success over ``--rl_initial_episodes`` episodes, trains ``-
 at once (vmapped) with checkpoints under ``DIR/internal_rl/<method>/``, logs the learning curve to
 ``metrics.jsonl`` and scores the final policies. Methods: ``internal_rl`` (codes through the
 standard metacontroller), ``raw_action_rl`` (the base model's own actions), ``forced_switch`` and
-``cotrain`` (codes through those metacontroller variants).
+``cotrain`` (codes through those metacontroller variants), and ``subgoal_controllers``: the
+known-answer reference, codes through the steer phase's supervised controllers at the same layer,
+switched when the env's subgoal changes (``internal_env``'s ``decoder="subgoal_controllers"``).
+
+``gt_steer_success`` is what the frozen model can do on the RL task at all: the success of the
+ground-truth-switched supervised controllers at the RL layer (the best policy of the known-answer
+method), read beside every curve.
 """
 from __future__ import annotations
 
@@ -18,7 +24,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from experiments import configs
-from hrl_internal.analysis import plots
+from hrl_internal.analysis import plots, rollout, steering
 from hrl_internal.rl import internal_env, internal_rl, policy, raw_action, train
 from hrl_internal.training import metacontroller as meta_training
 from hrl_internal.training import guards
@@ -28,9 +34,10 @@ from hrl_internal.utils.metrics import MetricsWriter
 from hrl_internal.utils.progress import Progress
 from launch.phases import metacontroller as meta_phase
 from launch.phases import pretrain as pretrain_phase
+from launch.phases import steer as steer_phase
 from launch.rundir import RunDir
 
-INIT_TAG, TRAIN_TAG, INITIAL_EVAL_TAG, FINAL_EVAL_TAG = 51, 52, 53, 54
+INIT_TAG, TRAIN_TAG, INITIAL_EVAL_TAG, FINAL_EVAL_TAG, CEILING_TAG = 51, 52, 53, 54, 55
 # Which metacontroller each code-space method acts through.
 VARIANT = {"internal_rl": "standard", "forced_switch": "forced_switch", "cotrain": "cotrain"}
 
@@ -61,6 +68,16 @@ def method(config: configs.Config, run_dir: RunDir, name: str) -> Method:
     if name == "raw_action_rl":
         spec = raw_action.RawActionSpec(model, rl_env(config), **slots)
         return Method(name, "actions", spec, None, lambda key: base)
+    if name == "subgoal_controllers":
+        controllers = steer_phase.load_controllers(run_dir, config, m.layer)
+        meta = dataclasses.replace(m.module(model.d_model), latent_dim=steering.NUM_SUBGOALS)
+        env_spec = internal_env.InternalEnvSpec(model, meta, rl_env(config), m.layer,
+                                                decoder="subgoal_controllers")
+        spec = internal_rl.InternalRLSpec(
+            env_spec, policy.PolicyConfig(model.d_model, meta.latent_dim, r.policy_width),
+            **slots)
+        return Method(name, "codes", spec, internal_env.Frozen(base, controllers),
+                      lambda key: internal_rl.init_params(key, spec))
     variant = VARIANT[name]
     alpha = m.alphas()[0]
     trained = meta_phase.load(run_dir, config, variant, alpha)
@@ -155,10 +172,29 @@ def curve(run_dir: RunDir, name: str, seeds: int) -> dict[str, list[float]]:
             "success_max": per_seed.max(1).tolist()}
 
 
+def ceiling(config: configs.Config, run_dir: RunDir, key: jax.Array) -> dict[str, Any]:
+    """``gt_steer_success``: the RL task solved by the ground-truth-switched supervised controllers
+    at the RL layer (gridworld runs whose steer phase is done; else nothing)."""
+    if config.env != "gridworld" or not run_dir.is_done("steer"):
+        return {}
+    r, m = config.rl, config.meta
+    _, model = pretrain_phase.env_and_model(config)
+    controllers = steer_phase.load_controllers(run_dir, config, m.layer)
+    episodes = max(r.rl_eval_episodes, 512)
+    steered = steering.steered_rollout(key, pretrain_phase.load_params(run_dir, config),
+                                       controllers, model, rl_env(config), m.layer, episodes)
+    success = float(np.mean(steered.success))
+    print(f"[internal_rl] ground-truth-switched subgoal controllers at layer {m.layer}: success "
+          f"{success:.4f} over {episodes} episodes (what the frozen model can do on the task)")
+    return {"gt_steer_success": success, "gt_steer_colour_success": rollout.colour_success(steered),
+            "gt_steer_episodes": episodes}
+
+
 def run(config: configs.Config, run_dir: RunDir) -> dict[str, Any]:
     r = config.rl
     key = jax.random.PRNGKey(config.seed)
     figures: dict[str, Any] = {"task": r.rl_task, "seeds": r.rl_seeds, "updates": r.rl_updates}
+    figures.update(ceiling(config, run_dir, jax.random.fold_in(key, CEILING_TAG)))
     curves = {}
     for name in r.methods():
         meth = method(config, run_dir, name)

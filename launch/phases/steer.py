@@ -33,6 +33,25 @@ def checkpointer(run_dir: RunDir) -> Checkpointer:
     return Checkpointer(os.path.join(run_dir.phase_dir("steer"), "checkpoints"))
 
 
+def load_controllers(run_dir: RunDir, config: configs.Config, layer: int
+                     ) -> dict[str, jax.Array]:
+    """The finished phase's controllers of ``layer``: ``{a [G, r, d], b [G, d, r]}``."""
+    model = config.model.transformer(config.gridworld.env_params("pretrain"))
+    layers = config.analysis.layers(model.num_layers)
+    if layer not in layers:
+        raise configs.ConfigError("layer", f"the steer phase trained controllers at layers "
+                                  f"{layers}, not at {layer}")
+    a = config.analysis
+    template = steering.init_state(jax.random.PRNGKey(0), model, tuple(layers), a.steer_rank,
+                                   a.steer_lr)
+    ckpt = checkpointer(run_dir)
+    if ckpt.latest_step() != a.steer_steps:
+        raise FileNotFoundError(f"{ckpt.directory} holds no finished steer phase (step "
+                                f"{ckpt.latest_step()} of {a.steer_steps}): run --phases=steer")
+    state = ckpt.restore(template)
+    return steering.layer_controllers(state.controllers, layers.index(layer))
+
+
 def train_controllers(config: configs.Config, run_dir: RunDir, base: Any, rows: Any,
                       layers: tuple[int, ...]) -> tuple[steering.SteerState, np.ndarray, float]:
     """Every layer's controllers, trained together in chunks of ``steps_per_call`` with a

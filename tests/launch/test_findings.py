@@ -20,7 +20,9 @@ PASSING = {
                        "sweep": [{"alpha": a, "variant": "standard", "switch_f1": f}
                                  for a, f in ((0.0, 0.3), (0.1, 0.95), (1.0, 0.0))]},
     "internal_rl": {"task": "0-1-2-3", "internal_rl.success_rate": 0.6,
-                    "raw_action_rl.success_rate": 0.0},
+                    "raw_action_rl.success_rate": 0.0, "gt_steer_success": 0.18,
+                    "subgoal_controllers.initial_success_rate": 0.05,
+                    "subgoal_controllers.success_rate": 0.17},
 }
 
 
@@ -37,7 +39,8 @@ def test_each_criterion_fails_when_its_figure_misses():
              ("metacontroller", "switches_per_episode", 2.5, "F3"),
              ("metacontroller", "latent_code_reach_mismatched_rate", 0.4, "codes"),
              ("metacontroller", "action_accuracy", 0.9, "codes"),  # above the next-colour cap
-             ("internal_rl", "raw_action_rl.success_rate", 0.2, "F5")]
+             ("internal_rl", "raw_action_rl.success_rate", 0.2, "F5"),
+             ("internal_rl", "subgoal_controllers.success_rate", 0.1, "RL machinery")]
     for phase, name, value, finding in cases:
         results = copy.deepcopy(PASSING)
         results[phase][name] = value

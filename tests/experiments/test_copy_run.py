@@ -1,0 +1,35 @@
+import json
+import os
+
+import pytest
+
+from experiments import copy_run
+
+
+def _fake_run(root):
+    for phase in ("data", "pretrain", "steer", "internal_rl"):
+        os.makedirs(root / phase)
+        (root / phase / "done.json").write_text("{}")
+    (root / "config.json").write_text(json.dumps({"rl": {"rl_updates": 10, "rl_lr": 1e-3,
+                                                         "rl_methods": "internal_rl"}}))
+    (root / "results.json").write_text(json.dumps({"pretrain": {"a": 1}, "internal_rl": {"b": 2}}))
+    (root / "run.json").write_text("{}")
+
+
+def test_copies_the_phases_before_rl_and_sets_the_rl_fields_with_their_types(tmp_path):
+    _fake_run(tmp_path / "src")
+    copy_run.copy_run(str(tmp_path / "src"), str(tmp_path / "dst"),
+                      {"rl_updates": "60", "rl_lr": "3e-4", "rl_methods": "subgoal_controllers"})
+    dst = tmp_path / "dst"
+    assert sorted(p.name for p in dst.iterdir() if p.is_dir()) == ["data", "pretrain", "steer"]
+    rl = json.loads((dst / "config.json").read_text())["rl"]
+    assert rl == {"rl_updates": 60, "rl_lr": 3e-4, "rl_methods": "subgoal_controllers"}
+    assert json.loads((dst / "results.json").read_text()) == {"pretrain": {"a": 1}}
+
+
+def test_refuses_an_unknown_field_and_an_existing_destination(tmp_path):
+    _fake_run(tmp_path / "src")
+    with pytest.raises(SystemExit, match="rl_foo not among the rl fields"):
+        copy_run.copy_run(str(tmp_path / "src"), str(tmp_path / "dst"), {"rl_foo": "1"})
+    with pytest.raises(SystemExit, match="exists"):
+        copy_run.copy_run(str(tmp_path / "src"), str(tmp_path / "src"), {})
