@@ -58,7 +58,7 @@ def _rollout(key, params, intervene_params, greedy, model, env, num_episodes, la
     state = jax.vmap(family.reset, in_axes=(0, None))(
         jax.random.split(reset_key, num_episodes), env)
     # Episodes advance in lockstep (finished ones are absorbing), so caches share one position.
-    lower_cache, upper_cache = backbone.init_caches(model, layer, num_episodes)
+    lower_cache, upper_cache = backbone.init_caches(model, layer, num_episodes, env.max_steps)
     net = backbone.module(model)
     observe = jax.vmap(family.observe, in_axes=(0, None))
     env_step = jax.vmap(family.step, in_axes=(0, 0, None))

@@ -48,11 +48,14 @@ def heads(params: Any, e: jax.Array, model: ModelConfig) -> dict[str, jax.Array]
     return transformer.heads(params, e)
 
 
-def init_caches(model: ModelConfig, layer: int, batch: int) -> tuple[Any, Any]:
-    """Empty ``(lower, upper)`` step states (KV caches or recurrent states) split at ``layer``."""
+def init_caches(model: ModelConfig, layer: int, batch: int, length: int | None = None
+                ) -> tuple[Any, Any]:
+    """Empty ``(lower, upper)`` step states (KV caches or recurrent states) split at ``layer``,
+    for episodes of at most ``length`` steps (a KV cache holds that many; default the model's
+    context; a recurrent state does not depend on it)."""
     if is_continuous(model):
         return hawk.init_states(model, layer, batch)
-    return transformer.init_caches(model, layer, batch)
+    return transformer.init_caches(model, layer, batch, length)
 
 
 def restart_cache(cache: Any, restart: jax.Array) -> Any:

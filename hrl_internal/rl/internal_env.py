@@ -98,7 +98,8 @@ def reset(key: jax.Array, frozen: Frozen, spec: InternalEnvSpec,
     env_key, act_key = jax.random.split(key)
     if env_state is None:
         env_state = family.reset(env_key, spec.env)
-    lower_cache, upper_cache = backbone.init_caches(spec.model, spec.layer, 1)
+    lower_cache, upper_cache = backbone.init_caches(spec.model, spec.layer, 1,
+                                                   spec.env.max_steps)
     state = InternalState(env_state, lower_cache, upper_cache, jnp.zeros((spec.model.d_model,)),
                           jnp.zeros((spec.meta.history_dim,)), jnp.zeros((spec.meta.latent_dim,)),
                           act_key)

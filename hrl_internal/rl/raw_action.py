@@ -76,7 +76,7 @@ def rollout(params: Any, frozen: Any, key: jax.Array, spec: RawActionSpec,
     S, E, model = spec.num_slots, spec.max_episodes, spec.model
     pool_key, act_key = jax.random.split(key)
     pool = episodes.initial_pool(pool_key, spec.env, S, E, task_id)
-    cache, _ = backbone.init_caches(model, model.num_layers, 1)
+    cache, _ = backbone.init_caches(model, model.num_layers, 1, spec.env.max_steps)
     states = ActorState(episodes.pool_entry(pool, jnp.zeros((S,), jnp.int32)),
                         jax.tree.map(lambda x: jnp.broadcast_to(x, (S,) + x.shape), cache))
     tick = jax.vmap(_tick, in_axes=(None, 0, 0, None, 0, 0))

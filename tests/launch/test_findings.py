@@ -40,7 +40,7 @@ def test_each_criterion_fails_when_its_figure_misses():
              ("metacontroller", "latent_code_reach_mismatched_rate", 0.4, "codes"),
              ("metacontroller", "action_accuracy", 0.9, "codes"),  # above the next-colour cap
              ("internal_rl", "raw_action_rl.success_rate", 0.2, "F5"),
-             ("internal_rl", "subgoal_controllers.success_rate", 0.1, "RL machinery")]
+             ("internal_rl", "subgoal_controllers.success_rate", 0.1, "RL machinery")]  # < half
     for phase, name, value, finding in cases:
         results = copy.deepcopy(PASSING)
         results[phase][name] = value

@@ -81,9 +81,11 @@ def test_controller_sees_time_and_works_under_vmap_and_grad():
                                rtol=0, atol=1e-5)
 
 
-@pytest.mark.parametrize("layer", [0, 2, 3])
-def test_split_cached_acting_equals_the_full_forward(layer):
-    plain, residuals = apply(PARAMS, OBS, C)
+@pytest.mark.parametrize("layer,length", [(0, None), (2, None), (3, None), (2, 8)])
+def test_split_cached_acting_equals_the_full_forward(layer, length):
+    """Also with a cache shorter than the context (``length``), over sequences that fit in it."""
+    obs = OBS if length is None else OBS[:, :length]
+    plain, residuals = apply(PARAMS, obs, C)
 
     def step(caches, obs_t):
         lower, upper = caches
@@ -91,11 +93,16 @@ def test_split_cached_acting_equals_the_full_forward(layer):
         out, upper = tf.upper(PARAMS, upper, e, C, layer)
         return (lower, upper), (e, out["action_logits"])
 
-    caches = tf.init_caches(C, layer, batch=OBS.shape[0])
-    _, (e, logits) = jax.jit(lambda c, o: jax.lax.scan(step, c, o))(caches, OBS.swapaxes(0, 1))
+    caches = tf.init_caches(C, layer, batch=OBS.shape[0], length=length)
+    _, (e, logits) = jax.jit(lambda c, o: jax.lax.scan(step, c, o))(caches, obs.swapaxes(0, 1))
     e, logits = e.swapaxes(0, 1), logits.swapaxes(0, 1)
     np.testing.assert_allclose(logits, plain["action_logits"], rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(e, residuals[:, :, layer], rtol=1e-4, atol=1e-5)
+
+
+def test_cache_length_beyond_the_context_is_refused():
+    with pytest.raises(ValueError, match="cache length must be in"):
+        tf.init_caches(C, 1, batch=1, length=C.max_len + 1)
 
 
 def test_layer_out_of_range_is_refused():
