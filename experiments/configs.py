@@ -289,7 +289,8 @@ class MetaConfig:
                                        skip_nonfinite=skip_nonfinite)
 
 
-RL_METHODS = ("internal_rl", "raw_action_rl", "forced_switch", "cotrain", "subgoal_controllers")
+RL_METHODS = ("internal_rl", "raw_action_rl", "forced_switch", "cotrain", "subgoal_controllers",
+              "gt_switching")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -302,7 +303,8 @@ class RLConfig:
     rl_methods: str = _help("comma-separated methods among " + ", ".join(RL_METHODS) + " ("
                             "subgoal_controllers: the known-answer reference, codes through the "
                             "steer phase's supervised controllers with ground-truth switching; "
-                            "gridworld)",
+                            "gt_switching: the standard metacontroller's decoder with ground-truth "
+                            "switching; both gridworld)",
                             default="internal_rl,raw_action_rl,subgoal_controllers")
     rl_seeds: int = _help("seeds per method, trained together (vmapped)", default=3)
     rl_slots: int = _help("environments stepped together per seed; a slot whose episode ends "
@@ -316,6 +318,8 @@ class RLConfig:
     rl_clip: float = _help("PPO ratio clip", default=0.2)
     rl_update_epochs: int = _help("gradient steps per batch of episodes", default=2)
     policy_width: int = _help("width of the policy's recurrent layer", default=64)
+    policy_log_std: float = _help("log std of the code policy's Gaussian, fixed (0: the N(0, I) "
+                                  "prior the decoder was trained under)", default=0.0)
     rl_updates_per_call: int = _help("updates per jitted call (one progress line and checkpoint "
                                      "each)", default=5)
     rl_initial_episodes: int = _help("episodes measuring each method's initial success",
@@ -599,10 +603,16 @@ def _validate_rl(config: Config) -> None:
     if "internal_rl" in methods and "standard" not in config.meta.variants():
         raise ConfigError("rl_methods", "internal_rl needs the standard metacontroller: add it to "
                           "--metacontroller_variant")
+    if not -5.0 <= r.policy_log_std <= 2.0:
+        raise ConfigError("policy_log_std", f"must be in [-5, 2], got {r.policy_log_std}")
+    for method in ("subgoal_controllers", "gt_switching"):
+        if method in methods and config.env != "gridworld":
+            raise ConfigError("rl_methods", f"{method} needs the gridworld's subgoal labels "
+                              "(--env=gridworld)")
+    if "gt_switching" in methods and "standard" not in config.meta.variants():
+        raise ConfigError("rl_methods", "gt_switching needs the standard metacontroller: add it "
+                          "to --metacontroller_variant")
     if "subgoal_controllers" in methods:
-        if config.env != "gridworld":
-            raise ConfigError("rl_methods", "subgoal_controllers needs the gridworld's subgoal "
-                              "labels (--env=gridworld)")
         layers = config.analysis.layers(config.model.num_layers)
         if config.meta.layer not in layers:
             raise ConfigError("rl_methods", f"subgoal_controllers acts at --layer="

@@ -9,12 +9,14 @@ or the episode ends, summing the reward. The policy observes the unedited residu
 each decision; since the base model attends to the whole history, that vector already summarises
 ``o_{1:t}``.
 
-``decoder="subgoal_controllers"`` builds the same MDP from parts whose answer is known, to test
-the RL machinery apart from the metacontroller (gridworld only): the frozen "decoder" is the
-supervised subgoal controllers of one layer (§C.3), a code ``z [G]`` applies ``U_g`` with
-``g = argmax z``, and the switch fires when the env's subgoal changes (ground-truth switching).
-The best policy is then known (the code of the task's next subgoal at each decision) and so is its
-success: that of the ground-truth-switched controllers (``analysis.steering.steered_rollout``).
+Two options take the metacontroller apart (gridworld only: they read the env's subgoal labels).
+``switching="ground_truth"`` replaces the switching unit: the switch fires exactly when the env's
+subgoal changes. ``decoder="subgoal_controllers"`` (which implies it) also replaces the decoder by
+the supervised subgoal controllers of one layer (§C.3): a code ``z [G]`` applies ``U_g`` with
+``g = argmax z``. That MDP's answer is known (the code of the task's next subgoal at each
+decision) and so is its success: that of the ground-truth-switched controllers
+(``analysis.steering.steered_rollout``). Between the two, ground-truth switching over the
+metacontroller's own decoder asks whether its code space holds a code per subgoal at all.
 
 Everything is written for one environment (caches with a batch axis of 1) and vmaps over any
 number of them. ``tick`` is one primitive step; ``step`` is the internal step, a
@@ -49,13 +51,18 @@ class InternalEnvSpec:
     layer: int
     beta_threshold: float = 0.5
     decoder: str = "metacontroller"  # or "subgoal_controllers" (see the module docstring)
+    switching: str = "gate"  # or "ground_truth"; "subgoal_controllers" implies "ground_truth"
 
     def __post_init__(self):
         if self.decoder not in DECODERS:
             raise ValueError(f"decoder must be one of {DECODERS}, got {self.decoder!r}")
-        if self.decoder == "subgoal_controllers" and not isinstance(self.env,
-                                                                    gridworld.EnvParams):
-            raise ValueError("decoder='subgoal_controllers' needs the gridworld's subgoal labels")
+        if self.switching not in SWITCHINGS:
+            raise ValueError(f"switching must be one of {SWITCHINGS}, got {self.switching!r}")
+        if self.decoder == "subgoal_controllers" and self.switching != "ground_truth":
+            raise ValueError("decoder='subgoal_controllers' has no switching unit: it needs "
+                             "switching='ground_truth'")
+        if self.ground_truth_switching and not isinstance(self.env, gridworld.EnvParams):
+            raise ValueError("ground-truth switching needs the gridworld's subgoal labels")
 
     @property
     def forced_switch(self) -> bool:
@@ -65,8 +72,13 @@ class InternalEnvSpec:
     def known_answer(self) -> bool:
         return self.decoder == "subgoal_controllers"
 
+    @property
+    def ground_truth_switching(self) -> bool:
+        return self.switching == "ground_truth"
+
 
 DECODERS = ("metacontroller", "subgoal_controllers")
+SWITCHINGS = ("gate", "ground_truth")
 
 
 class Frozen(NamedTuple):
@@ -128,9 +140,10 @@ def tick(frozen: Frozen, state: InternalState, z: jax.Array, spec: InternalEnvSp
     describe the step of the episode that ended.
     """
     chex.assert_shape(z, (spec.meta.latent_dim,))
+    if spec.ground_truth_switching:
+        subgoal_before = gridworld.current_subgoal(state.env_state)
     if spec.known_answer:
         edited = intervention.subgoal_controller(frozen.meta, jnp.argmax(z))(state.e)
-        subgoal_before = gridworld.current_subgoal(state.env_state)
     else:
         a, b = metacontroller.controller_decoder(frozen.meta, z)
         edited = metacontroller.apply_controller(state.e, a, b)
@@ -151,7 +164,7 @@ def tick(frozen: Frozen, state: InternalState, z: jax.Array, spec: InternalEnvSp
             backbone.restart_cache(upper_cache, restart), state.e,
             jnp.where(restart, 0.0, history), jnp.where(restart, 0.0, z), key)
     state = _observe(frozen, state, spec)
-    if spec.known_answer:
+    if spec.ground_truth_switching:
         beta = (gridworld.current_subgoal(env_state) != subgoal_before).astype(jnp.float32)
     else:
         beta = metacontroller.switching_gate(frozen.meta,

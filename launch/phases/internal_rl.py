@@ -7,7 +7,9 @@ at once (vmapped) with checkpoints under ``DIR/internal_rl/<method>/``, logs the
 standard metacontroller), ``raw_action_rl`` (the base model's own actions), ``forced_switch`` and
 ``cotrain`` (codes through those metacontroller variants), and ``subgoal_controllers``: the
 known-answer reference, codes through the steer phase's supervised controllers at the same layer,
-switched when the env's subgoal changes (``internal_env``'s ``decoder="subgoal_controllers"``).
+switched when the env's subgoal changes (``internal_env``'s ``decoder="subgoal_controllers"``);
+``gt_switching``: codes through the standard metacontroller's own decoder, switched when the env's
+subgoal changes (its switching unit replaced): does its code space hold a code per subgoal?
 
 ``gt_steer_success`` is what the frozen model can do on the RL task at all: the success of the
 ground-truth-switched supervised controllers at the RL layer (the best policy of the known-answer
@@ -39,7 +41,8 @@ from launch.rundir import RunDir
 
 INIT_TAG, TRAIN_TAG, INITIAL_EVAL_TAG, FINAL_EVAL_TAG, CEILING_TAG = 51, 52, 53, 54, 55
 # Which metacontroller each code-space method acts through.
-VARIANT = {"internal_rl": "standard", "forced_switch": "forced_switch", "cotrain": "cotrain"}
+VARIANT = {"internal_rl": "standard", "forced_switch": "forced_switch", "cotrain": "cotrain",
+           "gt_switching": "standard"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -58,6 +61,12 @@ def rl_env(config: configs.Config):
     return dataclasses.replace(section.env_params(r.rl_task), max_steps=r.rl_max_steps)
 
 
+def code_policy(config: configs.Config, model: Any, meta: Any) -> policy.PolicyConfig:
+    """The policy over codes ``z [meta.latent_dim]`` reading ``model``'s residual stream."""
+    return policy.PolicyConfig(model.d_model, meta.latent_dim, config.rl.policy_width,
+                               init_log_std=config.rl.policy_log_std)
+
+
 def method(config: configs.Config, run_dir: RunDir, name: str) -> Method:
     """The learner, its static spec and frozen params for ``name``."""
     r, m = config.rl, config.meta
@@ -72,20 +81,19 @@ def method(config: configs.Config, run_dir: RunDir, name: str) -> Method:
         controllers = steer_phase.load_controllers(run_dir, config, m.layer)
         meta = dataclasses.replace(m.module(model.d_model), latent_dim=steering.NUM_SUBGOALS)
         env_spec = internal_env.InternalEnvSpec(model, meta, rl_env(config), m.layer,
-                                                decoder="subgoal_controllers")
-        spec = internal_rl.InternalRLSpec(
-            env_spec, policy.PolicyConfig(model.d_model, meta.latent_dim, r.policy_width),
-            **slots)
+                                                decoder="subgoal_controllers",
+                                                switching="ground_truth")
+        spec = internal_rl.InternalRLSpec(env_spec, code_policy(config, model, meta), **slots)
         return Method(name, "codes", spec, internal_env.Frozen(base, controllers),
                       lambda key: internal_rl.init_params(key, spec))
     variant = VARIANT[name]
     alpha = m.alphas()[0]
     trained = meta_phase.load(run_dir, config, variant, alpha)
     meta = meta_training.module_config(m.module(model.d_model), m.hyper(alpha, variant))
-    env_spec = internal_env.InternalEnvSpec(model, meta, rl_env(config), m.layer,
-                                            m.beta_threshold)
-    spec = internal_rl.InternalRLSpec(
-        env_spec, policy.PolicyConfig(model.d_model, meta.latent_dim, r.policy_width), **slots)
+    env_spec = internal_env.InternalEnvSpec(
+        model, meta, rl_env(config), m.layer, m.beta_threshold,
+        switching="ground_truth" if name == "gt_switching" else "gate")
+    spec = internal_rl.InternalRLSpec(env_spec, code_policy(config, model, meta), **slots)
     # A co-trained metacontroller steers its own co-trained base model.
     frozen = internal_env.Frozen(trained.get("base", base), trained["meta"])
     return Method(name, "codes", spec, frozen, lambda key: internal_rl.init_params(key, spec))

@@ -37,6 +37,7 @@ def test_round_trip_through_dict():
     (dict(pretrain_schedule="linear"), "pretrain_schedule"),
     (dict(pretrain_schedule="cosine", pretrain_warmup=6_000), "pretrain_warmup"),
     (dict(rl_methods="subgoal_controllers", steer_layers="0,1", layer=2), "rl_methods"),
+    (dict(policy_log_std=-9.0), "policy_log_std"),
 ])
 def test_validate_names_the_field(overrides, field):
     config = configs.replace_fields(configs.Config(), **overrides)
@@ -141,6 +142,7 @@ def test_ant_presets_are_valid_ordered_and_use_a_full_linear_controller():
     (dict(rl_max_steps=501), "rl_max_steps"), (dict(ant_num_walls=-1), "ant_num_walls"),
     (dict(expert_envs=3, expert_unroll=3), "expert_envs"), (dict(rl_task="0-9"), "rl_task"),
     (dict(rl_methods="internal_rl,subgoal_controllers"), "rl_methods"),
+    (dict(rl_methods="gt_switching"), "rl_methods"),
 ])
 def test_ant_validation_names_the_field(overrides, field):
     config = configs.replace_fields(configs.preset("cpu", env="ant"), **overrides)

@@ -19,11 +19,13 @@ def _fake_run(root):
 def test_copies_the_phases_before_rl_and_sets_the_rl_fields_with_their_types(tmp_path):
     _fake_run(tmp_path / "src")
     copy_run.copy_run(str(tmp_path / "src"), str(tmp_path / "dst"),
-                      {"rl_updates": "60", "rl_lr": "3e-4", "rl_methods": "subgoal_controllers"})
+                      {"rl_updates": "60", "rl_lr": "3e-4", "rl_methods": "subgoal_controllers",
+                       "policy_log_std": "-1"})  # the last: a field the stored run predates
     dst = tmp_path / "dst"
     assert sorted(p.name for p in dst.iterdir() if p.is_dir()) == ["data", "pretrain", "steer"]
     rl = json.loads((dst / "config.json").read_text())["rl"]
-    assert rl == {"rl_updates": 60, "rl_lr": 3e-4, "rl_methods": "subgoal_controllers"}
+    assert rl == {"rl_updates": 60, "rl_lr": 3e-4, "rl_methods": "subgoal_controllers",
+                  "policy_log_std": -1.0}
     assert json.loads((dst / "results.json").read_text()) == {"pretrain": {"a": 1}}
 
 

@@ -83,25 +83,33 @@ def test_restart_begins_the_fresh_episode_as_a_reset_would(frozen_setup):
     np.testing.assert_array_equal(np.asarray(state.history), 0.0)
 
 
-def _known_answer(s):
-    """The known-answer decoder (4 random rank-2 subgoal controllers) on a 4 x 4 grid without
-    walls, where even the untrained model completes subgoals."""
+def _known_answer(s, decoder="subgoal_controllers"):
+    """Ground-truth switching with the known-answer decoder (4 random rank-2 subgoal controllers)
+    or the metacontroller's, on a 4 x 4 grid without walls, where even the untrained model
+    completes subgoals."""
     env = gridworld.EnvParams(grid_size=4, num_objects=4, num_walls=0, max_steps=30,
                               task_set="0-1-2-3")
     model = dataclasses.replace(s["model"], obs_size=env.obs_size, max_len=env.max_steps)
-    spec = dataclasses.replace(s["spec"], model=model, env=env, decoder="subgoal_controllers",
-                               meta=dataclasses.replace(s["meta"], latent_dim=4))
+    meta = dataclasses.replace(s["meta"], latent_dim=4)
+    spec = dataclasses.replace(s["spec"], model=model, env=env, decoder=decoder, meta=meta,
+                               switching="ground_truth")
     a = jax.random.normal(jax.random.PRNGKey(21), (4, 2, model.d_model))
     b = jax.random.normal(jax.random.PRNGKey(22), (4, model.d_model, 2))
+    decoder_params = ({"a": a, "b": b} if decoder == "subgoal_controllers"
+                      else metacontroller.init(jax.random.PRNGKey(23), meta))
     return spec, internal_env.Frozen(transformer.init(jax.random.PRNGKey(0), model),
-                                     {"a": a, "b": b})
+                                     decoder_params)
 
 
-def test_known_answer_decoder_switches_at_subgoal_changes_and_acts_by_the_argmax(frozen_setup):
-    spec, frozen = _known_answer(frozen_setup)
+@pytest.mark.parametrize("decoder", ["subgoal_controllers", "metacontroller"])
+def test_ground_truth_switching_fires_at_subgoal_changes(frozen_setup, decoder):
+    """With either decoder; the known-answer one also acts alike for codes of the same argmax."""
+    spec, frozen = _known_answer(frozen_setup, decoder)
     tick = jax.jit(internal_env.tick, static_argnums=3)
     changes = 0
-    for seed in range(20):
+    for seed in range(60):  # until a subgoal change was seen
+        if changes:
+            break
         _, state = internal_env.reset(jax.random.PRNGKey(30 + seed), frozen, spec)
         for t in range(spec.env.max_steps):
             before = int(gridworld.current_subgoal(state.env_state))
@@ -109,9 +117,10 @@ def test_known_answer_decoder_switches_at_subgoal_changes_and_acts_by_the_argmax
             # Any code with the same argmax acts alike: the same next state, bit for bit.
             same = z.at[jnp.argmax(z)].add(3.0)
             new, _, switch, info = tick(frozen, state, z, spec)
-            twin, _, _, twin_info = tick(frozen, state, same, spec)
-            assert int(info["action"]) == int(twin_info["action"])
-            np.testing.assert_array_equal(np.asarray(new.e), np.asarray(twin.e))
+            if decoder == "subgoal_controllers":
+                twin, _, _, twin_info = tick(frozen, state, same, spec)
+                assert int(info["action"]) == int(twin_info["action"])
+                np.testing.assert_array_equal(np.asarray(new.e), np.asarray(twin.e))
             after = int(gridworld.current_subgoal(new.env_state))
             assert bool(switch) == (after != before), (seed, t)
             changes += after != before
@@ -121,9 +130,13 @@ def test_known_answer_decoder_switches_at_subgoal_changes_and_acts_by_the_argmax
     assert changes > 0  # the check above saw switches, not only their absence
 
 
-def test_known_answer_decoder_refuses_an_unknown_name_and_non_gridworld_envs(frozen_setup):
+def test_decoder_and_switching_refuse_unknown_names_and_non_gridworld_envs(frozen_setup):
     with pytest.raises(ValueError, match="decoder must be one of"):
         dataclasses.replace(frozen_setup["spec"], decoder="oracle")
+    with pytest.raises(ValueError, match="switching must be one of"):
+        dataclasses.replace(frozen_setup["spec"], switching="oracle")
+    with pytest.raises(ValueError, match="no switching unit"):
+        dataclasses.replace(frozen_setup["spec"], decoder="subgoal_controllers")
     with pytest.raises(ValueError, match="gridworld"):
-        dataclasses.replace(frozen_setup["spec"], decoder="subgoal_controllers",
+        dataclasses.replace(frozen_setup["spec"], switching="ground_truth",
                             env=ant_pinpad.AntEnvParams())
