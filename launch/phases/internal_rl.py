@@ -120,15 +120,18 @@ def _seed_states(config: configs.Config, meth: Method, hyper: train.RLHyper) -> 
     return jax.vmap(lambda k: train.init_state(meth.init_params(k), hyper))(keys)
 
 
-def hyper_of(config: configs.Config) -> train.RLHyper:
+def hyper_of(config: configs.Config, name: str) -> train.RLHyper:
+    """Method ``name``'s learner settings: raw-action RL has its own learning rate (it fine-tunes
+    the whole base model; the paper tunes each method's rate)."""
     r = config.rl
-    return train.RLHyper(learning_rate=r.rl_lr, clip=r.rl_clip, update_epochs=r.rl_update_epochs,
+    lr = r.raw_action_lr if name == "raw_action_rl" else r.rl_lr
+    return train.RLHyper(learning_rate=lr, clip=r.rl_clip, update_epochs=r.rl_update_epochs,
                          skip_nonfinite=config.skip_nonfinite)
 
 
 def train_method(config: configs.Config, run_dir: RunDir, meth: Method) -> train.RLState:
     r = config.rl
-    hyper = hyper_of(config)
+    hyper = hyper_of(config, meth.name)
     directory = os.path.join(run_dir.phase_dir("internal_rl"), meth.name)
     ckpt = Checkpointer(os.path.join(directory, "checkpoints"))
     state, resumed = ckpt.restore_or(_seed_states(config, meth, hyper))
@@ -206,7 +209,7 @@ def run(config: configs.Config, run_dir: RunDir) -> dict[str, Any]:
     curves = {}
     for name in r.methods():
         meth = method(config, run_dir, name)
-        hyper = hyper_of(config)
+        hyper = hyper_of(config, name)
         initial = measure(meth, _seed_states(config, meth, hyper).params,
                           jax.random.fold_in(key, INITIAL_EVAL_TAG), r.rl_initial_episodes // r.rl_seeds)
         initial_rate = initial["successes"].sum() / initial["episodes"].sum()
