@@ -153,7 +153,8 @@ def tick(frozen: Frozen, state: InternalState, z: jax.Array, spec: InternalEnvSp
     action = backbone.sample_action(act_key, jax.tree.map(lambda x: x[0], outputs))
     env_state, reward, done = family.step(state.env_state, action, spec.env)
     info = {"success": env_state.success, "task_index": env_state.progress}
-    history = state.history if spec.known_answer else metacontroller.gru_step(
+    # The GRU history feeds only the switching unit, which ground-truth switching replaces.
+    history = state.history if spec.ground_truth_switching else metacontroller.gru_step(
         frozen.meta, state.history, metacontroller.observe(state.e, spec.meta))
     state = InternalState(env_state, state.lower_cache, upper_cache, state.e, history, z, key)
     restart = jnp.zeros((), bool) if may_restart is None else may_restart & done

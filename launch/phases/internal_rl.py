@@ -185,11 +185,13 @@ def curve(run_dir: RunDir, name: str, seeds: int) -> dict[str, list[float]]:
 
 def ceiling(config: configs.Config, run_dir: RunDir, key: jax.Array) -> dict[str, Any]:
     """``gt_steer_success``: the RL task solved by the ground-truth-switched supervised controllers
-    at the RL layer (gridworld runs whose steer phase is done; else nothing)."""
-    if config.env != "gridworld" or not run_dir.is_done("steer"):
-        return {}
+    at the RL layer (gridworld runs whose steer phase is done and trained that layer; else
+    nothing)."""
     r, m = config.rl, config.meta
     _, model = pretrain_phase.env_and_model(config)
+    if (config.env != "gridworld" or not run_dir.is_done("steer")
+            or m.layer not in config.analysis.layers(model.num_layers)):
+        return {}
     controllers = steer_phase.load_controllers(run_dir, config, m.layer)
     episodes = max(r.rl_eval_episodes, 512)
     steered = steering.steered_rollout(key, pretrain_phase.load_params(run_dir, config),
