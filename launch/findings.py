@@ -75,7 +75,16 @@ def _codes(r: dict[str, Any]) -> tuple[str, bool] | None:
         # Above the next-colour cap the codes carry moves (the expert's tie-breaks), not subgoals.
         below_cap = acc <= cap
         text += f"; held-out accuracy {acc:.3f} (next-colour cap {cap:.3f})"
-    return text, own >= 0.5 and own >= 2 * other and below_cap
+    own_replay = _get(r, "metacontroller", "latent_code_replay_inferred_success")
+    partner = _get(r, "metacontroller", "latent_code_replay_same_task_success")
+    portable = True
+    if own_replay is not None and partner is not None:
+        # Codes that name subgoals mean the same in another layout of the same task; codes that
+        # name places or moves of their own layout do not.
+        portable = partner >= 0.5 * own_replay
+        text += (f"; an episode replayed with its own codes {own_replay:.3f}, with another "
+                 f"episode's of the same task {partner:.3f}")
+    return text, own >= 0.5 and own >= 2 * other and below_cap and portable
 
 
 def _rate_distortion(r: dict[str, Any]) -> tuple[str, bool] | None:
@@ -125,7 +134,8 @@ FINDINGS: tuple[tuple[str, str, str, Check], ...] = (
     ("F3 switching: β switches at subgoal changes", "quasi-binary, sparse, aligned (Fig. 6)",
      "switch F1 >= 0.9, switches per episode within 10% of the true count", _switching),
     ("codes name subgoals", "injected code raises reaching its subgoal 23% -> 36% (ant)",
-     "own-code reach >= 0.5 and >= 2x another pair's", _codes),
+     "own-code reach >= 0.5 and >= 2x another pair's; another layout's codes of the same task "
+     "replay >= half as well", _codes),
     ("F4 rate-distortion: subgoal-aligned switching in an α range",
      "a gap in NLL vs KL where aligned switching sets in (Fig. 7)",
      "some but not all α switch with F1 >= 0.9 (>= 3 values of α)", _rate_distortion),

@@ -8,6 +8,9 @@ drawn from the N(0, I) prior. A diagonal above the prior row means the codes car
 
 ``replay``: the codes the metacontroller inferred for an expert episode, chosen in order at the
 steered model's switches from that episode's start: how often is its subgoal order reproduced?
+``same_task_partner``: the same replay with the codes of *another* episode of the same task (other
+layout, same colours in the same order). Codes that name subgoals reproduce the order just as well
+there; codes that name places or moves of their own layout do no better than the prior.
 """
 from __future__ import annotations
 
@@ -101,6 +104,18 @@ def switch_codes(z: np.ndarray, beta: np.ndarray, rows: Any, num_episodes: int,
                 codes[n, count[n]:] = z[r, t]  # also pads the rest with it
                 count[n] += 1
     return codes, count
+
+
+def same_task_partner(task_id: np.ndarray, seed: int = 0) -> np.ndarray:
+    """``task_id [N] -> partner [N]``: for each episode another episode of the same task (a random
+    cyclic shift within each task's episodes, so no episode is its own partner unless it is the only
+    one of its task)."""
+    rng = np.random.default_rng(seed)
+    partner = np.arange(len(task_id))
+    for task in np.unique(task_id):
+        members = rng.permutation(np.flatnonzero(task_id == task))
+        partner[members] = np.roll(members, 1)
+    return partner
 
 
 @functools.partial(jax.jit, static_argnames=("spec",))

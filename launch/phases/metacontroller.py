@@ -235,12 +235,15 @@ def latent_code_check(config: configs.Config, params: Any, base: Any, rows: pack
     replay_spec = dataclasses.replace(spec.env, env=env)
     replay_key = jax.random.fold_in(jax.random.PRNGKey(config.seed), REPLAY_TAG)
     figures = {f"reach_{k}": v for k, v in rates.items()} | {"reach_segments": counts.tolist()}
-    for name, codes in (("inferred", inferred), ("prior", prior)):
+    partner = latent_codes.same_task_partner(np.asarray(episodes.task_id[:n]), config.seed)
+    for name, codes in (("inferred", inferred), ("same_task", inferred[partner]),
+                        ("prior", prior)):
         success, progress = latent_codes.replay(codes, episodes, frozen, replay_spec, replay_key)
         figures[f"replay_{name}_success"] = float(success.mean())
         figures[f"replay_{name}_progress"] = float(progress.mean())
     figures["replay_episodes"] = n
     print(f"[metacontroller] expert episodes replayed with their inferred codes: subgoal order "
-          f"reproduced {figures['replay_inferred_success']:.3f} (prior codes "
+          f"reproduced {figures['replay_inferred_success']:.3f} (another episode's codes of the "
+          f"same task {figures['replay_same_task_success']:.3f}, prior codes "
           f"{figures['replay_prior_success']:.3f}) over {n} episodes")
     return figures

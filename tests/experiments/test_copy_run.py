@@ -10,9 +10,12 @@ def _fake_run(root):
     for phase in ("data", "pretrain", "steer", "internal_rl"):
         os.makedirs(root / phase)
         (root / phase / "done.json").write_text("{}")
+    os.makedirs(root / "metacontroller")
     (root / "config.json").write_text(json.dumps({"rl": {"rl_updates": 10, "rl_lr": 1e-3,
-                                                         "rl_methods": "internal_rl"}}))
-    (root / "results.json").write_text(json.dumps({"pretrain": {"a": 1}, "internal_rl": {"b": 2}}))
+                                                         "rl_methods": "internal_rl"},
+                                                  "meta": {"meta_steps": 700}}))
+    (root / "results.json").write_text(json.dumps({"pretrain": {"a": 1}, "metacontroller": {"c": 3},
+                                                   "internal_rl": {"b": 2}}))
     (root / "run.json").write_text("{}")
 
 
@@ -22,10 +25,25 @@ def test_copies_the_phases_before_rl_and_sets_the_rl_fields_with_their_types(tmp
                       {"rl_updates": "60", "rl_lr": "3e-4", "rl_methods": "subgoal_controllers",
                        "policy_log_std": "-1"})  # the last: a field the stored run predates
     dst = tmp_path / "dst"
-    assert sorted(p.name for p in dst.iterdir() if p.is_dir()) == ["data", "pretrain", "steer"]
+    assert sorted(p.name for p in dst.iterdir() if p.is_dir()) == [
+        "data", "metacontroller", "pretrain", "steer"]
     rl = json.loads((dst / "config.json").read_text())["rl"]
     assert rl == {"rl_updates": 60, "rl_lr": 3e-4, "rl_methods": "subgoal_controllers",
                   "policy_log_std": -1.0}
+    assert json.loads((dst / "results.json").read_text()) == {"pretrain": {"a": 1},
+                                                             "metacontroller": {"c": 3}}
+
+
+def test_a_metacontroller_field_reruns_the_metacontroller_and_rl(tmp_path):
+    _fake_run(tmp_path / "src")
+    copy_run.copy_run(str(tmp_path / "src"), str(tmp_path / "dst"),
+                      {"meta.meta_steps": "2100", "meta.sequence_embedding": "episode",
+                       "rl.rl_updates": "60"})
+    dst = tmp_path / "dst"
+    assert sorted(p.name for p in dst.iterdir() if p.is_dir()) == ["data", "pretrain", "steer"]
+    config = json.loads((dst / "config.json").read_text())
+    assert config["meta"] == {"meta_steps": 2100, "sequence_embedding": "episode"}
+    assert config["rl"]["rl_updates"] == 60
     assert json.loads((dst / "results.json").read_text()) == {"pretrain": {"a": 1}}
 
 
@@ -33,5 +51,10 @@ def test_refuses_an_unknown_field_and_an_existing_destination(tmp_path):
     _fake_run(tmp_path / "src")
     with pytest.raises(SystemExit, match="rl_foo not among the rl fields"):
         copy_run.copy_run(str(tmp_path / "src"), str(tmp_path / "dst"), {"rl_foo": "1"})
+    with pytest.raises(SystemExit, match="rl_updates not among the meta fields"):
+        copy_run.copy_run(str(tmp_path / "src"), str(tmp_path / "dst"), {"meta.rl_updates": "1"})
+    with pytest.raises(SystemExit, match="section must be one of"):
+        copy_run.copy_run(str(tmp_path / "src"), str(tmp_path / "dst"), {"model.d_model": "1"})
+    assert not (tmp_path / "dst").exists()  # refused before anything is written
     with pytest.raises(SystemExit, match="exists"):
         copy_run.copy_run(str(tmp_path / "src"), str(tmp_path / "src"), {})

@@ -84,6 +84,8 @@ def test_all_phases_run_record_skip_refuse_another_config_and_resume_after_kills
     assert 0.0 <= results["pretrain"]["rollout_success"] <= 1.0
     meta = results["metacontroller"]
     assert 0.0 <= meta["switch_f1"] <= 1.0 and meta["true_switches_per_episode"] > 0
+    for name in ("inferred", "same_task", "prior"):  # the codes replayed in another layout too
+        assert 0.0 <= meta[f"latent_code_replay_{name}_success"] <= 1.0, name
     assert np.isfinite(meta["nll"]) and meta["kl"] >= 0.0
     rl = results["internal_rl"]
     assert len(rl["internal_rl.success_rate_per_seed"]) == 2
@@ -108,6 +110,13 @@ def test_all_phases_run_record_skip_refuse_another_config_and_resume_after_kills
     other = launch(*TINY, "--seed=1", f"--workdir={workdir}")
     assert other.returncode == 2
     assert "--workdir" in other.stderr and "seed: 0 there, 1 now" in other.stderr
+
+    # The offline check of a finished run's codes reproduces the phase's own figures.
+    from experiments import code_meaning
+    offline = code_meaning.code_meaning(workdir)
+    for name in ("inferred", "same_task", "prior"):
+        assert offline[f"replay_{name}_success"] == meta[f"latent_code_replay_{name}_success"]
+    assert offline["reach_matched_rate"] == meta["latent_code_reach_matched_rate"]
 
     resume.check_kills_in_every_phase_then_rerun_equal(workdir, tmp_path)
     resume.check_another_seed_differs(workdir, tmp_path)
