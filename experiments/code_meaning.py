@@ -5,7 +5,8 @@ switch (i) the k-th code the metacontroller inferred for that episode, (ii) the 
 for *another* episode of the same task (another layout, the same colours in the same order) and
 (iii) codes from the N(0, I) prior; plus the per-pair injection check (``latent_codes.reach_rates``).
 Codes that name subgoals reproduce the subgoal order as well under (ii) as under (i); codes that
-name where to go in their own layout fall to (iii). No training: reads ``DIR`` only.
+name where to go in their own layout fall to (iii). No training: it reads ``DIR`` and redraws
+``DIR/plots/latent_codes.png`` (the same figures, so the same plot as the phase's).
 
     python -m experiments.code_meaning runs/gridworld_cpu [--variant=standard --alpha=0.1] [--out=FILE]
 """
