@@ -30,21 +30,29 @@ class PretrainHyper:
     obs_loss_weight: float = 0.01  # λ
     grad_clip: float = 1.0  # global-norm clip; 0 disables
     skip_nonfinite: bool = False  # skip updates whose gradient is NaN/Inf (else the loop stops)
-    # "constant" (the paper's) or "cosine": linear warm-up over ``warmup_steps``, then a cosine
-    # decay to 0 at ``total_steps``.
+    # "constant" (the paper's); "anneal": constant, then a linear decay to 0 over the last
+    # ``anneal_fraction`` of ``total_steps``; "cosine": linear warm-up over ``warmup_steps``, then
+    # a cosine decay to 0 at ``total_steps``.
     schedule: str = "constant"
     warmup_steps: int = 0
     total_steps: int = 0
+    anneal_fraction: float = 0.2
 
 
-SCHEDULES = ("constant", "cosine")
+SCHEDULES = ("constant", "anneal", "cosine")
 
 
-def learning_rate_schedule(peak: float, schedule: str, warmup_steps: int, total_steps: int
-                           ) -> optax.ScalarOrSchedule:
-    """The learning rate by step: ``peak`` throughout, or warm-up then cosine decay to 0."""
+def learning_rate_schedule(peak: float, schedule: str, warmup_steps: int, total_steps: int,
+                           anneal_fraction: float = 0.2) -> optax.ScalarOrSchedule:
+    """The learning rate by step: ``peak`` throughout; ``peak`` then a linear decay to 0 over the
+    last ``anneal_fraction`` of ``total_steps``; or warm-up then cosine decay to 0."""
     if schedule == "constant":
         return peak
+    if schedule == "anneal":
+        decay = min(max(1, round(anneal_fraction * total_steps)), max(total_steps, 1))
+        return optax.join_schedules(
+            [optax.constant_schedule(peak), optax.linear_schedule(peak, 0.0, decay)],
+            [max(total_steps, 1) - decay])
     if schedule != "cosine":
         raise ValueError(f"unknown schedule {schedule!r}; allowed: {', '.join(SCHEDULES)}")
     return optax.warmup_cosine_decay_schedule(0.0, peak, max(warmup_steps, 1),
@@ -75,7 +83,7 @@ def clipped_adamw(learning_rate: optax.ScalarOrSchedule, weight_decay: float, gr
 
 def optimizer(hyper: PretrainHyper) -> optax.GradientTransformation:
     lr = learning_rate_schedule(hyper.learning_rate, hyper.schedule, hyper.warmup_steps,
-                                hyper.total_steps)
+                                hyper.total_steps, hyper.anneal_fraction)
     return clipped_adamw(lr, hyper.weight_decay, hyper.grad_clip, hyper.skip_nonfinite)
 
 

@@ -36,6 +36,7 @@ def test_round_trip_through_dict():
     (dict(chunk_episodes=0), "chunk_episodes"),
     (dict(pretrain_schedule="linear"), "pretrain_schedule"),
     (dict(pretrain_schedule="cosine", pretrain_warmup=6_000), "pretrain_warmup"),
+    (dict(pretrain_anneal=0.0), "pretrain_anneal"), (dict(pretrain_anneal=1.5), "pretrain_anneal"),
     (dict(rl_methods="subgoal_controllers", steer_layers="0,1", layer=2), "rl_methods"),
     (dict(policy_log_std=-9.0), "policy_log_std"), (dict(raw_action_lr=0.0), "raw_action_lr"),
 ])

@@ -118,6 +118,19 @@ def test_all_phases_run_record_skip_refuse_another_config_and_resume_after_kills
         assert offline[f"replay_{name}_success"] == meta[f"latent_code_replay_{name}_success"]
     assert offline["reach_matched_rate"] == meta["latent_code_reach_matched_rate"]
 
+    # The base's held-out NLL split by whether the next colour is knowable adds up, and where it
+    # is knowable the Bayes-optimal predictor is the next-colour reference.
+    from experiments import base_anatomy
+    parts = base_anatomy.anatomy(workdir, 32)
+    knowable, rest = parts["next colour knowable"], parts["not knowable"]
+    assert knowable["fraction_of_steps"] + rest["fraction_of_steps"] == pytest.approx(1.0)
+    assert 0.0 < knowable["fraction_of_steps"] < 1.0
+    assert knowable["bayes_nll"] == pytest.approx(knowable["next_colour_nll"], abs=0.04)
+    off = parts["knowable steps, mass off the shortest moves"]
+    assert sum(off.values()) == pytest.approx(1.0 - knowable["model_mass_on_shortest"], abs=1e-3)
+    assert sum(parts["excess_nll_over_bayes"].values()) == pytest.approx(
+        parts["all"]["model_nll"] - parts["all"]["bayes_nll"], abs=1e-4)
+
     resume.check_kills_in_every_phase_then_rerun_equal(workdir, tmp_path)
     resume.check_another_seed_differs(workdir, tmp_path)
 

@@ -1,6 +1,7 @@
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 from hrl_internal.training import pretrain
 from hrl_internal.training.checkpoint import Checkpointer
@@ -83,3 +84,11 @@ def test_cosine_schedule_moves_the_parameters_by_the_scheduled_amount(tiny):
                              zip(jax.tree.leaves(a.params), jax.tree.leaves(b.params)))
     assert moved(start, one) == 0.0
     assert moved(one, two) > 0.0
+
+
+def test_anneal_schedule_holds_then_decays_linearly_to_zero():
+    lr = pretrain.learning_rate_schedule(1e-3, "anneal", 0, total_steps=100, anneal_fraction=0.2)
+    assert float(lr(0)) == float(lr(80)) == pytest.approx(1e-3)
+    np.testing.assert_allclose(float(lr(90)), 5e-4, rtol=1e-6)
+    assert float(lr(99)) == pytest.approx(5e-5)
+    assert float(lr(100)) == 0.0
