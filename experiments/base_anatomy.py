@@ -8,9 +8,12 @@ Steps are split by whether the next colour is *knowable*: where the Bayes predic
 next-colour reference, the history already fixes the next colour, and any excess NLL there is the
 model's own (inferring what the history says, or navigating to it). Also reports, on knowable steps,
 where the probability mass off the shortest moves goes: bumping (a no-op move), entering another
-colour (ends the episode), or a safe detour. No training; nothing is written to the run.
+colour (ends the episode), or a safe detour. With ``--steer_layer=L`` the base is steered at
+layer L by the steer phase's supervised controller of each step's true subgoal: where does a
+written subgoal help, and where does the edit cost? No training; nothing is written to the run.
 
-    python -m experiments.base_anatomy runs/gridworld_cpu [--episodes=1000] [--out=FILE]
+    python -m experiments.base_anatomy runs/gridworld_cpu [--episodes=1000] [--steer_layer=2]
+        [--out=FILE]
 """
 from __future__ import annotations
 
@@ -88,15 +91,12 @@ def anatomy(path: str, num_episodes: int = 1_000, steer_layer: int | None = None
     subgoals = jnp.asarray(episodes.subgoals, jnp.int32)
     model_lp = np.concatenate([np.asarray(log_probs(obs[i:i + CHUNK], subgoals[i:i + CHUNK]))
                                for i in range(0, n, CHUNK)])
-    cells, actions = (jnp.asarray(episodes.agent_cells, jnp.int32),
-                      jnp.asarray(episodes.actions, jnp.int32))
-    objects, walls = (jnp.asarray(episodes.object_cells, jnp.int32),
-                      jnp.asarray(episodes.wall_cells, jnp.int32))
-    task_id = jnp.asarray(episodes.task_id, jnp.int32)
     bayes_p = np.asarray(bayes.reference(episodes, env).action_probs)
-    colour_p = np.asarray(bayes._next_colour(cells, actions, objects, walls, task_id, env))
-    shortest, stays, enters = map(np.asarray, move_kinds(cells, actions, objects, walls, task_id,
-                                                         env))
+    colour_p = np.asarray(bayes.next_colour_probs(episodes, env))
+    shortest, stays, enters = map(np.asarray, move_kinds(
+        *(jnp.asarray(x, jnp.int32) for x in (episodes.agent_cells, episodes.actions,
+                                              episodes.object_cells, episodes.wall_cells,
+                                              episodes.task_id)), env))
     a = np.asarray(episodes.actions)[..., None]
     real = np.asarray(episodes.mask, bool)
     known = np.abs(bayes_p - colour_p).sum(-1) < KNOWN_TOLERANCE

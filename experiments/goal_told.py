@@ -8,7 +8,7 @@ distribution, the best any predictor told the next colour can do) measures navig
 control's against the Bayes-optimal predictor measures navigation plus inferring the task. A
 diagnostic, not a method: the paper's base never sees the task.
 
-    python -m experiments.goal_told --data=runs/gridworld_cpu --mode=told steps=3000
+    python -m experiments.goal_told --data=runs/gridworld_cpu --mode=told pretrain_steps=3000
 """
 from __future__ import annotations
 

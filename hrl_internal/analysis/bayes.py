@@ -127,14 +127,20 @@ def _next_colour(agent_cells, actions, object_cells, wall_cells, task_id, params
         agent_cells, actions, object_cells, wall_cells, task_id, params)
 
 
+def next_colour_probs(episodes: Episodes, params: EnvParams) -> jax.Array:
+    """``[N, T, NUM_ACTIONS]`` the next-colour reference's predictions along each episode: the
+    expert's own distribution for the true task (it knows the next colour, not the tie-break)."""
+    return _next_colour(
+        jnp.asarray(episodes.agent_cells, jnp.int32), jnp.asarray(episodes.actions, jnp.int32),
+        jnp.asarray(episodes.object_cells, jnp.int32), jnp.asarray(episodes.wall_cells, jnp.int32),
+        jnp.asarray(episodes.task_id, jnp.int32), params)
+
+
 def next_colour_scores(episodes: Episodes, params: EnvParams) -> dict[str, float]:
     """Accuracy and NLL, over the real steps of ``episodes``, of the predictor that knows the task
     (so the next target colour) but not the expert's tie-break: the expert's own distribution.
     Accuracy is that of its argmax (right 1/k of the time where k moves are equally short)."""
-    probs = _next_colour(
-        jnp.asarray(episodes.agent_cells, jnp.int32), jnp.asarray(episodes.actions, jnp.int32),
-        jnp.asarray(episodes.object_cells, jnp.int32), jnp.asarray(episodes.wall_cells, jnp.int32),
-        jnp.asarray(episodes.task_id, jnp.int32), params)  # [N, T, NUM_ACTIONS]
+    probs = next_colour_probs(episodes, params)
     mask = jnp.asarray(episodes.mask, jnp.float32)
     actions = jnp.asarray(episodes.actions, jnp.int32)
     taken = jnp.take_along_axis(probs, actions[..., None], -1)[..., 0]
