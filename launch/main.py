@@ -2,7 +2,9 @@
 
 Resolves the config (preset, then flags), checks every value and the run directory before any
 compute, then runs the requested phases in order, skipping the ones already finished (unless
-``--force``), and prints the results table.
+``--force``), and prints the results table. In a workdir that holds a run with other flags, the
+phases whose inputs changed are set aside and run again; the others are reused
+(``rundir.PHASE_READS``).
 """
 from __future__ import annotations
 
@@ -117,7 +119,7 @@ def main(argv: list[str]) -> None:
         if FLAGS.distributed:
             sharding.initialize_distributed()
         mesh = data_parallel_mesh(config, FLAGS.devices)
-        run = rundir.prepare(workdir, config, FLAGS.preset)
+        run = rundir.prepare(workdir, config, FLAGS.preset, order=tuple(phases_for(config.env)))
     except (configs.ConfigError, UsageError, sharding.ShardingError) as e:
         _fail(str(e))
     print_config(config, FLAGS.preset, run.path, mesh)
@@ -134,6 +136,7 @@ def run_phases(config: configs.Config, phases: list[str], run: rundir.RunDir) ->
             print(f"[{phase}] finished earlier; skipping (--force reruns it)")
             continue
         print(f"[{phase}] starting")
+        run.record_config(phase, config)
         start, compiled = time.perf_counter(), compile_stats.totals()
         try:
             figures = phases_for(config.env)[phase](config, run)

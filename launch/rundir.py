@@ -2,12 +2,18 @@
 
 Layout::
 
-    DIR/config.json        the resolved config (a rerun with another config is refused)
+    DIR/config.json        the resolved config of the latest command
+    DIR/phases.json        the config each phase ran with, {phase: config}
     DIR/run.json           preset, seed, jax version, git revision, command line
     DIR/<phase>/           each phase's artefacts and checkpoints
     DIR/<phase>/done.json  written last: the phase finished (its results)
     DIR/results.json       every phase's figures, {phase: {name: value}}
     DIR/plots/             figures
+    DIR/replaced/<phase>/  a phase's outputs set aside when a changed config made it run again
+
+A rerun with other flags reuses every phase whose inputs (``phase_inputs``: the config fields it
+reads, and those of the phases before it) are unchanged; the phases whose inputs changed are set
+aside under ``replaced/`` and run again.
 """
 from __future__ import annotations
 
@@ -17,13 +23,27 @@ import platform
 import shutil
 import subprocess
 import sys
-from typing import Any
+from typing import Any, Sequence
 
 import jax
 
 from experiments import configs
 
 MIN_FREE_BYTES = 200 * 2**20
+
+# The config each phase reads, beyond what the phases before it read: whole sections, a
+# section's fields by prefix (``section.prefix*``), or single fields (``section.field``; a bare
+# name is a top-level field). ``on_nonfinite`` is read by none: it says what to do on a fault,
+# and a run it let finish is the run it would have been.
+PHASE_READS: dict[str, tuple[str, ...]] = {
+    "data": ("env", "seed", "gridworld", "ant", "data"),
+    "pretrain": ("model", "pretrain"),
+    "probe": ("analysis.probe_*",),
+    "steer": ("analysis.steer_*",),
+    # The latent-code check runs the internal environment with the RL phase's time limit and slots.
+    "metacontroller": ("meta", "rl.rl_max_steps", "rl.rl_slots", "rl.rl_start_ticks"),
+    "internal_rl": ("rl",),
+}
 
 
 def write_json(path: str, value: Any) -> None:
@@ -69,6 +89,40 @@ class RunDir:
     def mark_done(self, phase: str, results: dict[str, Any]) -> None:
         write_json(os.path.join(self.phase_dir(phase), "done.json"), results)
 
+    def record_config(self, phase: str, config: configs.Config) -> None:
+        """Notes in phases.json that ``phase`` runs (or resumes) with ``config``."""
+        path = os.path.join(self.path, "phases.json")
+        held = read_json(path) if os.path.exists(path) else {}
+        held[phase] = configs.to_dict(config)
+        write_json(path, held)
+
+    def set_aside_changed(self, held: dict[str, Any], wanted: dict[str, Any],
+                          order: Sequence[str]) -> list[str]:
+        """Moves the outputs of every phase whose inputs differ between the config it ran with
+        (phases.json; ``held``, the run's last config, for a run made before it existed) and
+        ``wanted`` to ``replaced/<phase>`` and drops its results; returns those phases."""
+        path = os.path.join(self.path, "phases.json")
+        ran = read_json(path) if os.path.exists(path) else {}
+        stale = []
+        for phase in order:
+            if not os.path.isdir(os.path.join(self.path, phase)):
+                continue
+            before = with_new_defaults(ran[phase]) if phase in ran else held
+            if phase_inputs(before, phase, order) == phase_inputs(wanted, phase, order):
+                continue
+            stale.append(phase)
+            aside = os.path.join(self.path, "replaced", phase)
+            shutil.rmtree(aside, ignore_errors=True)
+            os.makedirs(os.path.dirname(aside), exist_ok=True)
+            os.replace(os.path.join(self.path, phase), aside)
+            ran.pop(phase, None)
+        if stale:
+            results = self.results()
+            write_json(os.path.join(self.path, "results.json"),
+                       {k: v for k, v in results.items() if k not in stale and k != "findings"})
+            write_json(path, ran)
+        return stale
+
     def results(self) -> dict[str, dict[str, Any]]:
         path = os.path.join(self.path, "results.json")
         return read_json(path) if os.path.exists(path) else {}
@@ -79,9 +133,35 @@ class RunDir:
         write_json(os.path.join(self.path, "results.json"), results)
 
 
-def prepare(path: str, config: configs.Config, preset: str) -> RunDir:
-    """Creates ``path``, checks that it is writable, has room, and holds no other config's run;
-    then saves the config. Raises ConfigError naming ``workdir`` otherwise."""
+def phase_inputs(config: dict[str, Any], phase: str, order: Sequence[str]) -> dict[str, Any]:
+    """The part of ``config`` (a ``configs.to_dict``) that ``phase`` depends on: what it reads
+    and what every phase before it in ``order`` reads, as ``{"section.field": value}``."""
+    reads = [r for p in order[:list(order).index(phase) + 1] for r in PHASE_READS[p]]
+    out = {}
+    for name, value in _leaves(config):
+        for r in reads:
+            if (name == r or name.startswith(f"{r}.")
+                    or (r.endswith("*") and name.startswith(r[:-1]))):
+                out[name] = value
+                break
+    return out
+
+
+def _leaves(config: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
+    out = []
+    for key, value in config.items():
+        if isinstance(value, dict):
+            out.extend(_leaves(value, f"{prefix}{key}."))
+        else:
+            out.append((f"{prefix}{key}", value))
+    return out
+
+
+def prepare(path: str, config: configs.Config, preset: str,
+            order: Sequence[str] = tuple(PHASE_READS)) -> RunDir:
+    """Creates ``path``, checks that it is writable and has room, sets aside the phases of an
+    earlier run whose inputs the config changes (``order``: the run's phases in dependency
+    order), then saves the config. Raises ConfigError naming ``workdir`` on a bad directory."""
     try:
         os.makedirs(path, exist_ok=True)
         probe = os.path.join(path, f".write-probe-{os.getpid()}")
@@ -101,10 +181,11 @@ def prepare(path: str, config: configs.Config, preset: str) -> RunDir:
     if os.path.exists(config_path):
         held = with_new_defaults(read_json(config_path))
         if held != wanted:
-            diff = _differences(held, wanted)
-            raise configs.ConfigError(
-                "workdir", f"{path} holds a run with another config ({diff}); "
-                           "use a new --workdir or the same flags")
+            stale = run.set_aside_changed(held, wanted, order)
+            print(f"[workdir] config changed ({_differences(held, wanted)}): "
+                  + (f"{', '.join(stale)} will run again (earlier outputs in "
+                     f"{os.path.join(run.path, 'replaced')}/)" if stale
+                     else "no finished phase depends on it"))
     write_json(config_path, wanted)
     write_json(os.path.join(run.path, "run.json"), {
         "preset": preset, "seed": config.seed, "argv": sys.argv,

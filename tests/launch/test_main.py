@@ -60,7 +60,7 @@ def test_bad_input_is_one_line_exit_2_before_compute(tmp_path, args, flag, allow
     assert not os.path.exists(tmp_path / "run" / "data"), "nothing ran"
 
 
-def test_all_phases_run_record_skip_refuse_another_config_and_resume_after_kills(tmp_path):
+def test_all_phases_run_record_skip_resume_after_kills_and_rerun_what_a_new_flag_changes(tmp_path):
     """One flow, so every launcher process after the first reuses its compiled programs."""
     workdir = str(tmp_path / "run")
     first = launch(*TINY, f"--workdir={workdir}")
@@ -72,6 +72,7 @@ def test_all_phases_run_record_skip_refuse_another_config_and_resume_after_kills
         assert key in first.stdout, key
     assert "this command:" in first.stdout and "of which compiling" in first.stdout
     results = json.load(open(os.path.join(workdir, "results.json")))
+    first_results = json.loads(json.dumps(results))
     findings = results.pop("findings")  # the paper's findings, judged (launch/findings.py)
     assert "findings" in first.stdout and "base model competence" in first.stdout
     assert findings["base model competence"]["holds"] is False  # a 20-step smoke base
@@ -107,10 +108,6 @@ def test_all_phases_run_record_skip_refuse_another_config_and_resume_after_kills
     again = launch(*TINY, f"--workdir={workdir}")
     assert again.returncode == 0 and again.stdout.count("finished earlier; skipping") == 6
 
-    other = launch(*TINY, "--seed=1", f"--workdir={workdir}")
-    assert other.returncode == 2
-    assert "--workdir" in other.stderr and "seed: 0 there, 1 now" in other.stderr
-
     # The offline check of a finished run's codes reproduces the phase's own figures.
     from experiments import code_meaning
     offline = code_meaning.code_meaning(workdir)
@@ -133,6 +130,21 @@ def test_all_phases_run_record_skip_refuse_another_config_and_resume_after_kills
 
     resume.check_kills_in_every_phase_then_rerun_equal(workdir, tmp_path)
     resume.check_another_seed_differs(workdir, tmp_path)
+
+    # Another α on the finished run: the base, probes and controllers are reused; the
+    # metacontroller runs again and the RL phase, which reads its codes, is set aside.
+    other = launch(*TINY, "--alpha=0.1", "--phases=data,pretrain,probe,steer,metacontroller",
+                   f"--workdir={workdir}")
+    assert other.returncode == 0, other.stderr
+    assert "meta.alpha: '0.3' there, '0.1' now" in other.stdout
+    assert other.stdout.count("finished earlier; skipping") == 4
+    assert "[metacontroller] starting" in other.stdout
+    assert os.path.exists(os.path.join(workdir, "replaced", "internal_rl", "done.json"))
+    results = json.load(open(os.path.join(workdir, "results.json")))
+    assert "internal_rl" not in results and results["pretrain"] == first_results["pretrain"]
+    phases = json.load(open(os.path.join(workdir, "phases.json")))
+    assert phases["metacontroller"]["meta"]["alpha"] == "0.1"
+    assert phases["pretrain"]["meta"]["alpha"] == "0.3"
 
 
 def test_nan_loss_stops_naming_phase_and_update_and_damaged_data_gives_one_line(tmp_path):
