@@ -10,7 +10,11 @@ model's own (inferring what the history says, or navigating to it). Also reports
 where the probability mass off the shortest moves goes: bumping (a no-op move), entering another
 colour (ends the episode), or a safe detour. With ``--steer_layer=L`` the base is steered at
 layer L by the steer phase's supervised controller of each step's true subgoal: where does a
-written subgoal help, and where does the edit cost? No training; nothing is written to the run.
+written subgoal help, and where does the edit cost? It then acts on the post-training task under
+ground-truth switching (the steer phase's episodes and key; sampled as there, and greedy), and
+says where episodes fail: at a
+pair's first colour (a new subgoal written) or its second, by a wrong colour or the time limit.
+No training; nothing is written to the run.
 
     python -m experiments.base_anatomy runs/gridworld_cpu [--episodes=1000] [--steer_layer=2]
         [--out=FILE]
@@ -25,7 +29,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from hrl_internal.analysis import bayes
+from hrl_internal.analysis import bayes, rollout, steering
 from hrl_internal.data import dataset, expert
 from hrl_internal.envs import gridworld
 from hrl_internal.models import intervention, transformer
@@ -127,6 +131,17 @@ def anatomy(path: str, num_episodes: int = 1_000, steer_layer: int | None = None
     out["excess_nll_over_bayes"] = {
         "from knowable steps": float(excess[real & known].sum() / real.sum()),
         "from not knowable steps": float(excess[real & ~known].sum() / real.sum())}
+    if controllers is not None:
+        post = config.gridworld.env_params("posttrain")
+        for name, greedy in (("sampled", False), ("greedy", True)):
+            steered = steering.steered_rollout(
+                jax.random.fold_in(jax.random.PRNGKey(config.seed), steer_phase.EVAL_TAG),
+                params, controllers, model, post, steer_layer, config.analysis.steer_episodes,
+                greedy=greedy)
+            out[f"steered post-training episodes, {name}"] = {
+                "success": float(np.mean(steered.success)),
+                "colour_success": rollout.colour_success(steered),
+                **rollout.failure_anatomy(steered, post.max_steps)}
     return out
 
 

@@ -5,8 +5,11 @@ run's data with a learned embedding of the true next colour added to its input e
 (``told``), or without it (``control``: the same model, initial parameters and batches). The told
 model's held-out NLL against the next-colour reference (``analysis.bayes``: the expert's own
 distribution, the best any predictor told the next colour can do) measures navigation alone; the
-control's against the Bayes-optimal predictor measures navigation plus inferring the task. A
-diagnostic, not a method: the paper's base never sees the task.
+control's against the Bayes-optimal predictor measures navigation plus inferring the task. At the
+end both act (the told model told the env's true next colour at every step): colours reached in
+order per colour attempted, on the pretraining tasks and the 12-colour post-training task, are
+what ground-truth steering of the base could reach at most if a written subgoal were as good as
+being told. A diagnostic, not a method: the paper's base never sees the task.
 
     python -m experiments.goal_told --data=runs/gridworld_cpu --mode=told pretrain_steps=3000
 """
@@ -23,14 +26,36 @@ import numpy as np
 import optax
 
 from experiments import pretrain_levers
-from hrl_internal.analysis import bayes
+from hrl_internal.analysis import bayes, rollout
 from hrl_internal.data import dataset, packing
 from hrl_internal.envs import gridworld
 from hrl_internal.models import transformer
 from hrl_internal.training import pretrain
 
-INIT_KEY, GOAL_KEY, BATCH_KEY = 11, 5, 12
-CHUNK, EVAL_ROWS = 100, 640
+INIT_KEY, GOAL_KEY, BATCH_KEY, ROLLOUT_KEY = 11, 5, 12, 13
+CHUNK, EVAL_ROWS, ROLLOUT_EPISODES = 100, 640, 512
+
+
+def tell_next_colour(goal: jax.Array, e: jax.Array, state: gridworld.EnvState) -> jax.Array:
+    """``e + goal[c]`` for the colour the env says is next (the input edit the told model learnt
+    with, at e_0). ``goal [num_objects, d_model]``, ``e [d_model]``."""
+    colour = state.task[jnp.minimum(state.progress, state.task_len - 1)]
+    return e + goal[colour]
+
+
+def acting(params, model, config, told: bool) -> dict:
+    """Success and colours per colour attempted of the model acting (sampled), told the next
+    colour or not, on the pretraining tasks and the post-training task."""
+    out = {}
+    for task_set in ("pretrain", "posttrain"):
+        env = config.gridworld.env_params(task_set)
+        result = rollout.rollout(jax.random.PRNGKey(ROLLOUT_KEY), params["base"], model, env,
+                                 ROLLOUT_EPISODES, layer=0,
+                                 intervene=tell_next_colour if told else None,
+                                 intervene_params=params["goal"] if told else None)
+        out[task_set] = {"success": float(np.mean(result.success)),
+                         "colour_success": rollout.colour_success(result)}
+    return out
 
 
 def with_next_colour(episodes: dataset.Episodes, env: gridworld.EnvParams) -> dataset.Episodes:
@@ -107,7 +132,9 @@ def main() -> None:
                    "heldout_action_accuracy": float(np.mean([float(s[1]) for s in scores]))}
             log.append(row)
             print(json.dumps(row), flush=True)
-    out = {"mode": args.mode, "overrides": args.overrides, "log": log,
+    acted = acting(params, model, config, told)
+    print(json.dumps({"acting": acted}), flush=True)
+    out = {"mode": args.mode, "overrides": args.overrides, "log": log, "acting": acted,
            **{k: {"nll": v["nll"], "accuracy": v["accuracy"]} for k, v in references.items()}}
     print(json.dumps(out, indent=1))
     if args.out:

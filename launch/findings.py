@@ -84,7 +84,19 @@ def _codes(r: dict[str, Any]) -> tuple[str, bool] | None:
         portable = partner >= 0.5 * own_replay
         text += (f"; an episode replayed with its own codes {own_replay:.3f}, with another "
                  f"episode's of the same task {partner:.3f}")
-    return text, own >= 0.5 and own >= 2 * other and below_cap and portable
+    probe = _get(r, "metacontroller", "latent_code_probe_accuracy")
+    majority = _get(r, "metacontroller", "latent_code_probe_majority")
+    knn = _get(r, "metacontroller", "latent_code_probe_knn_accuracy")
+    encoded = True
+    if probe is not None and majority is not None:
+        # The encoder sees the whole episode: codes that name subgoals make the subgoal a
+        # read-out of z_t (linear, or by the nearest codes' vote).
+        encoded = max(probe, knn or 0.0) >= 0.8
+        text += f"; a linear probe reads the subgoal from z_t {probe:.3f}"
+        if knn is not None:
+            text += f", the 10 nearest codes' vote {knn:.3f}"
+        text += f" (majority {majority:.3f})"
+    return text, own >= 0.5 and own >= 2 * other and below_cap and portable and encoded
 
 
 def _rate_distortion(r: dict[str, Any]) -> tuple[str, bool] | None:
@@ -135,7 +147,8 @@ FINDINGS: tuple[tuple[str, str, str, Check], ...] = (
      "switch F1 >= 0.9, switches per episode within 10% of the true count", _switching),
     ("codes name subgoals", "injected code raises reaching its subgoal 23% -> 36% (ant)",
      "own-code reach >= 0.5 and >= 2x another pair's; another layout's codes of the same task "
-     "replay >= half as well", _codes),
+     "replay >= half as well; the subgoal read from the codes (linear probe or nearest codes) >= 0.8",
+     _codes),
     ("F4 rate-distortion: subgoal-aligned switching in an α range",
      "a gap in NLL vs KL where aligned switching sets in (Fig. 7)",
      "some but not all α switch with F1 >= 0.9 (>= 3 values of α)", _rate_distortion),

@@ -21,6 +21,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from hrl_internal.analysis import probes
 from hrl_internal.envs import gridworld
 from hrl_internal.rl import internal_env, internal_rl, policy, train
 from hrl_internal.rl.internal_env import Frozen
@@ -50,6 +51,40 @@ def codes_by_subgoal(z: np.ndarray, subgoals: np.ndarray, segments: np.ndarray,
             counts[k] += 1
             t = end + 1
     return sums / np.maximum(counts, 1)[:, None], counts
+
+
+def code_probe(key: jax.Array, z: np.ndarray, subgoals: np.ndarray, mask: np.ndarray, *,
+               steps: int = 1_000, batch_size: int = 512, learning_rate: float = 1e-2
+               ) -> dict[str, float]:
+    """Do the codes name the subgoal as an encoding? A softmax probe from the code z_t to the
+    subgoal pursued at t, trained on the first half of the rows and scored on the rest (other
+    episodes): ``probe_accuracy``, against ``probe_majority`` (always the most frequent subgoal).
+    Codes that carry the subgoal score near 1 (the encoder sees the whole episode); codes that
+    carry only moves or places score near the majority. ``probe_knn_accuracy``: the vote of the
+    10 nearest training codes (up to 8,000 of them, for 2,000 held-out steps), for a subgoal the
+    codes carry in a form no linear read-out finds. ``probe_code_std_by_dim``: the spread of each
+    code dimension over the held-out steps (how many dimensions the codes use).
+
+    Args (packed rows): z [R, T, n_z] integrated codes; subgoals [R, T] int; mask [R, T] bool.
+    """
+    half = z.shape[0] // 2
+    data = [probes.ProbeData(jnp.asarray(z[rows][mask[rows]][:, None, :]),
+                             jnp.asarray(subgoals[rows][mask[rows]], jnp.int32))
+            for rows in (slice(0, half), slice(half, None))]
+    probe = probes.train(key, data[0], num_classes=NUM_SUBGOALS, steps=steps,
+                         batch_size=batch_size, learning_rate=learning_rate)
+    rng = np.random.default_rng(0)
+    train_x, train_y, test_x, test_y = (np.asarray(a) for a in (
+        data[0].features[:, 0], data[0].labels, data[1].features[:, 0], data[1].labels))
+    fit = rng.permutation(len(train_y))[:8_000]
+    held = rng.permutation(len(test_y))[:2_000]
+    distances = ((test_x[held, None, :] - train_x[None, fit, :]) ** 2).sum(-1)
+    nearest = train_y[fit][np.argsort(distances, axis=1)[:, :10]]
+    votes = np.stack([(nearest == k).sum(1) for k in range(NUM_SUBGOALS)], 1)
+    return {"probe_accuracy": float(probes.accuracy(probe, data[1])[0]),
+            "probe_knn_accuracy": float(np.mean(votes.argmax(1) == test_y[held])),
+            "probe_code_std_by_dim": [float(x) for x in test_x.std(0)],
+            "probe_majority": probes.majority_baseline(data[0].labels, data[1].labels)}
 
 
 def _fixed_code_params(template: Any, code: jax.Array, log_std: float) -> Any:

@@ -40,6 +40,23 @@ def colour_success(result: RolloutResult) -> float:
     return float(progress.sum() / max(attempts.sum(), 1.0))
 
 
+def failure_anatomy(result: RolloutResult, max_steps: int) -> dict[str, float]:
+    """Where episodes of a task made of colour pairs fail. ``pair_start_colour_success``: colours
+    reached per colour attempted at a pair's first colour (even task positions: where a new
+    subgoal starts), ``pair_second_colour_success`` at its second; ``time_limit_share``: of the
+    failed episodes, the fraction that ran out of time (the rest entered a wrong colour)."""
+    progress = np.asarray(result.progress, np.int64)
+    failed = ~np.asarray(result.success, bool)
+    first, second = (progress + 1) // 2, progress // 2  # colours reached at each position
+    first_failed = np.sum(failed & (progress % 2 == 0))
+    second_failed = np.sum(failed & (progress % 2 == 1))
+    timed_out = failed & (np.asarray(result.length) >= max_steps)
+    return {"pair_start_colour_success": float(first.sum() / max(first.sum() + first_failed, 1)),
+            "pair_second_colour_success":
+                float(second.sum() / max(second.sum() + second_failed, 1)),
+            "time_limit_share": float(timed_out.sum() / max(failed.sum(), 1))}
+
+
 def rollout(key: jax.Array, params: Any, model: ModelConfig, env: EnvParams,
             num_episodes: int, *, layer: int | None = None,
             intervene: Intervention | None = None, intervene_params: Any = None,

@@ -132,8 +132,10 @@ def ground_truth_switching(controllers: dict[str, jax.Array], e: jax.Array,
 
 
 def steered_rollout(key: jax.Array, base: Any, controllers: dict[str, jax.Array],
-                    model: TransformerConfig, env: EnvParams, layer: int, num_episodes: int
-                    ) -> rollout.RolloutResult:
-    """Episodes of the steered model on ``env``'s task set (success, length, colours visited)."""
+                    model: TransformerConfig, env: EnvParams, layer: int, num_episodes: int,
+                    greedy: bool = False) -> rollout.RolloutResult:
+    """Episodes of the steered model on ``env``'s task set (success, length, colours visited),
+    its actions sampled (or its most likely ones, ``greedy``)."""
     return rollout.rollout(key, base, model, env, num_episodes, layer=layer,
-                           intervene=ground_truth_switching, intervene_params=controllers)
+                           intervene=ground_truth_switching, intervene_params=controllers,
+                           greedy=greedy)

@@ -202,7 +202,7 @@ def run(config: configs.Config, run_dir: RunDir) -> dict[str, Any]:
             "hard_beta_nll": main["hard_beta_nll"],
             f"hard_beta_{quality}": main[f"hard_beta_{quality}"],
             **{f"latent_code_{k}": v for k, v in main.items()
-               if k.startswith(("reach_", "replay_"))}}
+               if k.startswith(("reach_", "replay_", "probe_"))}}
 
 
 def latent_code_check(config: configs.Config, params: Any, base: Any, rows: packing.PackedRows,
@@ -224,9 +224,13 @@ def latent_code_check(config: configs.Config, params: Any, base: Any, rows: pack
     frozen = internal_env.Frozen(params.get("base", base), params["meta"])
     rates = latent_codes.reach_rates(codes, frozen, spec,
                                      jax.random.fold_in(jax.random.PRNGKey(config.seed), CODE_TAG))
+    named = latent_codes.code_probe(
+        jax.random.fold_in(jax.random.PRNGKey(config.seed), CODE_TAG), z,
+        np.asarray(rows.subgoals), np.asarray(rows.mask, bool))
     print(f"[metacontroller] latent codes: pair k reached under its own code "
           f"{rates['matched_rate']:.3f}, under another pair's code {rates['mismatched_rate']:.3f}, "
-          f"under prior codes {rates['prior_rate']:.3f}")
+          f"under prior codes {rates['prior_rate']:.3f}; a linear probe reads the subgoal from "
+          f"z_t {named['probe_accuracy']:.3f} of the time (majority {named['probe_majority']:.3f})")
     plots.plot_code_rates(np.asarray(rates["code_rates"]), np.asarray(rates["prior_rates"]),
                           os.path.join(plots_dir, "latent_codes.png"))
     n = min(REPLAYED_EPISODES, episodes.num_episodes)
@@ -234,7 +238,8 @@ def latent_code_check(config: configs.Config, params: Any, base: Any, rows: pack
     prior = np.asarray(jax.random.normal(jax.random.PRNGKey(config.seed), inferred.shape))
     replay_spec = dataclasses.replace(spec.env, env=env)
     replay_key = jax.random.fold_in(jax.random.PRNGKey(config.seed), REPLAY_TAG)
-    figures = {f"reach_{k}": v for k, v in rates.items()} | {"reach_segments": counts.tolist()}
+    figures = ({f"reach_{k}": v for k, v in rates.items()} | {"reach_segments": counts.tolist()}
+               | named)
     partner = latent_codes.same_task_partner(np.asarray(episodes.task_id[:n]), config.seed)
     for name, codes in (("inferred", inferred), ("same_task", inferred[partner]),
                         ("prior", prior)):

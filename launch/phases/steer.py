@@ -112,7 +112,7 @@ def run(config: configs.Config, run_dir: RunDir) -> dict[str, Any]:
     unsteered = rollout.rollout(eval_key, base, model, post, a.steer_episodes)
     layers = a.layers(model.num_layers)
     success, progress_frac, final_loss, initial_loss = [], [], [], []
-    colour, pre_success, pre_colour = [], [], []
+    colour, pre_success, pre_colour, anatomy = [], [], [], []
     task_len = len(post.tasks[0])
     state, losses, train_seconds = train_controllers(config, run_dir, base, rows, tuple(layers))
     controllers = state.controllers
@@ -137,6 +137,7 @@ def run(config: configs.Config, run_dir: RunDir) -> dict[str, Any]:
                                        a.steer_episodes)
         success.append(float(np.mean(steered.success)))
         colour.append(rollout.colour_success(steered))
+        anatomy.append(rollout.failure_anatomy(steered, post.max_steps))
         pre_success.append(float(np.mean(pre.success)))
         pre_colour.append(rollout.colour_success(pre))
         progress_frac.append(float(np.mean(steered.progress)) / task_len)
@@ -149,6 +150,9 @@ def run(config: configs.Config, run_dir: RunDir) -> dict[str, Any]:
             "colour_success_by_layer": colour, "pretrain_success_by_layer": pre_success,
             "pretrain_colour_success_by_layer": pre_colour,
             "posttrain_task_fraction_by_layer": progress_frac,
+            # Where steered post-training episodes fail: at a pair's first colour (a new subgoal
+            # written) or its second, and by the time limit or a wrong colour.
+            **{f"{name}_by_layer": [a[name] for a in anatomy] for name in anatomy[0]},
             "steered_action_nll_by_layer": final_loss,
             "unsteered_action_nll_by_layer": initial_loss,
             "heldout_steered_action_nll_by_layer": [float(x) for x in heldout_nll],

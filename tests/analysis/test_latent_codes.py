@@ -27,3 +27,28 @@ def test_same_task_partner_pairs_other_episodes_of_the_same_task():
     for t in (0, 1):  # a permutation within each task: every episode lends its codes once
         members = np.flatnonzero(task_id == t)
         assert sorted(partner[members]) == sorted(members)
+
+
+def test_code_probe_reads_a_subgoal_the_codes_carry_and_not_one_they_do_not():
+    import jax
+    rng = np.random.default_rng(0)
+    subgoals = rng.integers(0, 4, (40, 30))
+    mask = rng.random((40, 30)) < 0.8
+    noise = rng.normal(size=(40, 30, 8))
+    carrying = noise.copy()
+    carrying[..., :4] += 3.0 * np.eye(4)[subgoals]  # the subgoal, one direction each
+    key = jax.random.PRNGKey(0)
+    named = latent_codes.code_probe(key, carrying, subgoals, mask, steps=300)
+    blind = latent_codes.code_probe(key, noise, subgoals, mask, steps=300)
+    assert named["probe_accuracy"] > 0.9 and named["probe_knn_accuracy"] > 0.9, named
+    assert blind["probe_accuracy"] < blind["probe_majority"] + 0.05, blind
+    assert blind["probe_knn_accuracy"] < blind["probe_majority"] + 0.08, blind
+    # A subgoal on a ring (no linear read-out separates the classes): the vote finds it.
+    ring = noise.copy()
+    radius = np.asarray([1.0, 3.0, 5.0, 7.0])[subgoals]
+    angle = rng.uniform(0, 2 * np.pi, subgoals.shape)
+    ring[..., 0], ring[..., 1] = radius * np.cos(angle), radius * np.sin(angle)
+    ring[..., 2:] *= 0.1
+    curved = latent_codes.code_probe(key, ring, subgoals, mask, steps=300)
+    assert curved["probe_knn_accuracy"] > 0.8 > curved["probe_accuracy"], curved
+    assert 0.2 < blind["probe_majority"] < 0.35

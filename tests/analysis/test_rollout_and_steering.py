@@ -114,6 +114,19 @@ def test_colour_success_counts_the_colour_an_episode_failed_on():
     assert colour_success(result) == 4 / 6
 
 
+def test_failure_anatomy_splits_by_pair_position_and_cause():
+    from hrl_internal.analysis.rollout import RolloutResult, failure_anatomy
+    # A success through 4 colours; a wrong colour pursuing the 2nd (a pair's second colour); the
+    # time limit pursuing the 3rd (a pair's first); a wrong colour pursuing the 1st.
+    result = RolloutResult(success=np.array([True, False, False, False]),
+                           length=np.array([20, 6, 50, 3]), progress=np.array([4, 1, 2, 0]))
+    got = failure_anatomy(result, max_steps=50)
+    # First colours reached: 2 + 1 + 1 + 0 = 4, failed on 2 (progress 2 and 0); second colours
+    # reached: 2 + 0 + 1 + 0 = 3, failed on 1.
+    assert got == {"pair_start_colour_success": 4 / 6, "pair_second_colour_success": 3 / 4,
+                   "time_limit_share": 1 / 3}
+
+
 def test_training_in_chunks_equals_one_call(tiny):
     """What makes a resumed steer phase equal an uninterrupted one: batches drawn per step."""
     layers = (1,)

@@ -23,3 +23,14 @@ def test_next_colour_is_the_cell_the_expert_reaches_next():
     assert reached >= 16 * 2  # every expert episode reaches its colours
     # The subgoal (colour pair) the dataset records is the next colour's pair.
     np.testing.assert_array_equal((colour // 2)[mask], np.asarray(episodes.subgoals)[mask])
+
+
+def test_the_told_rollout_adds_the_goal_of_the_colour_the_env_says_is_next():
+    env = gridworld.EnvParams()
+    _, state = gridworld.reset(jax.random.PRNGKey(0), env)
+    goal = jax.numpy.eye(env.num_objects) * 10.0
+    task = np.asarray(state.task)[:int(state.task_len)]
+    for progress in range(len(task) + 1):  # the last colour stays once the task is done
+        e = goal_told.tell_next_colour(goal, jax.numpy.ones(env.num_objects),
+                                       state.replace(progress=jax.numpy.int32(progress)))
+        assert int(np.argmax(e)) == task[min(progress, len(task) - 1)]

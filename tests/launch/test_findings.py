@@ -19,6 +19,7 @@ PASSING = {
                        "action_accuracy": 0.86, "next_colour_cap_accuracy": 0.877,
                        "latent_code_replay_inferred_success": 0.4,
                        "latent_code_replay_same_task_success": 0.3,
+                       "latent_code_probe_accuracy": 0.9, "latent_code_probe_majority": 0.25,
                        "sweep": [{"alpha": a, "variant": "standard", "switch_f1": f}
                                  for a, f in ((0.0, 0.3), (0.1, 0.95), (1.0, 0.0))]},
     "internal_rl": {"task": "0-1-2-3", "internal_rl.success_rate": 0.6,
@@ -42,6 +43,7 @@ def test_each_criterion_fails_when_its_figure_misses():
              ("metacontroller", "latent_code_reach_mismatched_rate", 0.4, "codes"),
              ("metacontroller", "action_accuracy", 0.9, "codes"),  # above the next-colour cap
              ("metacontroller", "latent_code_replay_same_task_success", 0.1, "codes"),  # layout's
+             ("metacontroller", "latent_code_probe_accuracy", 0.3, "codes"),  # not a read-out
              ("internal_rl", "raw_action_rl.success_rate", 0.2, "F5"),
              ("internal_rl", "subgoal_controllers.success_rate", 0.1, "RL machinery")]  # < half
     for phase, name, value, finding in cases:
