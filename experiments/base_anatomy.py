@@ -12,9 +12,8 @@ colour (ends the episode), or a safe detour. With ``--steer_layer=L`` the base i
 layer L by the steer phase's supervised controller of each step's true subgoal: where does a
 written subgoal help, and where does the edit cost? It then acts on the post-training task under
 ground-truth switching (the steer phase's episodes and key; sampled as there, and greedy), and
-says where episodes fail: at a
-pair's first colour (a new subgoal written) or its second, by a wrong colour or the time limit.
-No training; nothing is written to the run.
+says where episodes fail: at a pair's first colour (a new subgoal written) or its second, by a
+wrong colour or the time limit. No training; nothing is written to the run.
 
     python -m experiments.base_anatomy runs/gridworld_cpu [--episodes=1000] [--steer_layer=2]
         [--out=FILE]

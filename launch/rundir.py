@@ -138,7 +138,7 @@ def phase_inputs(config: dict[str, Any], phase: str, order: Sequence[str]) -> di
     and what every phase before it in ``order`` reads, as ``{"section.field": value}``."""
     reads = [r for p in order[:list(order).index(phase) + 1] for r in PHASE_READS[p]]
     out = {}
-    for name, value in _leaves(config):
+    for name, value in flatten(config).items():
         for r in reads:
             if (name == r or name.startswith(f"{r}.")
                     or (r.endswith("*") and name.startswith(r[:-1]))):
@@ -147,13 +147,15 @@ def phase_inputs(config: dict[str, Any], phase: str, order: Sequence[str]) -> di
     return out
 
 
-def _leaves(config: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
-    out = []
-    for key, value in config.items():
+def flatten(results: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """``{"metacontroller": {"switch_f1": x}}`` -> ``{"metacontroller.switch_f1": x}``."""
+    out: dict[str, Any] = {}
+    for key, value in results.items():
+        name = f"{prefix}{key}"
         if isinstance(value, dict):
-            out.extend(_leaves(value, f"{prefix}{key}."))
+            out.update(flatten(value, f"{name}."))
         else:
-            out.append((f"{prefix}{key}", value))
+            out[name] = value
     return out
 
 

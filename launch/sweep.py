@@ -40,6 +40,7 @@ from hrl_internal.analysis import plots
 from hrl_internal.utils.progress import format_duration
 from launch import flags as launch_flags
 from launch import rundir
+from launch.rundir import flatten
 from launch.phases import phases_for
 
 import matplotlib.pyplot as plt  # noqa: E402  (after ``plots``, which selects the Agg backend)
@@ -287,19 +288,7 @@ def progress_line(done: int, total: int, elapsed: float, seconds_per_point: floa
 
 
 # ---------------------------------------------------------------------------------------------
-# Aggregation: pure functions of the points' results.
-
-
-def flatten(results: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    """``{"metacontroller": {"switch_f1": x}}`` -> ``{"metacontroller.switch_f1": x}``."""
-    out: dict[str, Any] = {}
-    for key, value in results.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, dict):
-            out.update(flatten(value, f"{name}."))
-        else:
-            out[name] = value
-    return out
+# Aggregation: pure functions of the points' results (``flatten``: ``rundir.flatten``).
 
 
 def _numeric(value: Any) -> Any:

@@ -222,11 +222,10 @@ def latent_code_check(config: configs.Config, params: Any, base: Any, rows: pack
         num_slots=r.rl_slots, start_ticks=min(r.rl_start_ticks, LATENT_CHECK_TICKS),
         max_episodes=max(1, min(r.rl_start_ticks, LATENT_CHECK_TICKS) // 4))
     frozen = internal_env.Frozen(params.get("base", base), params["meta"])
-    rates = latent_codes.reach_rates(codes, frozen, spec,
-                                     jax.random.fold_in(jax.random.PRNGKey(config.seed), CODE_TAG))
-    named = latent_codes.code_probe(
-        jax.random.fold_in(jax.random.PRNGKey(config.seed), CODE_TAG), z,
-        np.asarray(rows.subgoals), np.asarray(rows.mask, bool))
+    code_key = jax.random.fold_in(jax.random.PRNGKey(config.seed), CODE_TAG)
+    rates = latent_codes.reach_rates(codes, frozen, spec, code_key)
+    named = latent_codes.code_probe(code_key, z, np.asarray(rows.subgoals),
+                                    np.asarray(rows.mask, bool))
     print(f"[metacontroller] latent codes: pair k reached under its own code "
           f"{rates['matched_rate']:.3f}, under another pair's code {rates['mismatched_rate']:.3f}, "
           f"under prior codes {rates['prior_rate']:.3f}; a linear probe reads the subgoal from "

@@ -52,7 +52,7 @@ def test_a_changed_config_sets_aside_exactly_the_phases_that_read_it(tmp_path, c
 def test_every_config_field_is_read_by_some_phase():
     config = configs.to_dict(configs.preset("smoke"))
     covered = set(rundir.phase_inputs(config, "internal_rl", list(rundir.PHASE_READS)))
-    leaves = {name for name, _ in rundir._leaves(config)}
+    leaves = set(rundir.flatten(config))
     assert leaves - covered == {"on_nonfinite"}
 
 
