@@ -242,11 +242,13 @@ class MetaConfig:
 
     layer: int = _help("controlled layer l of the base model (the paper: L/2)", default=2)
     # 0.3 on the cpu preset's λ 0.01 base: switch F1 1.00 (exactly 2 switches per episode),
-    # accuracy under the next-colour cap (no moves leaked), and codes that partly carry over to
-    # another layout of the same task; α 0.1 there switches 6.6 times per episode (F1 0.46). On
-    # the earlier λ 0 bases it was the reverse: α 0.3 fell to the prior, α 0.1 switched (F1 0.95).
+    # accuracy under the next-colour cap (no moves leaked). On the earlier λ 0 bases it was the
+    # reverse: α 0.3 fell to the prior, α 0.1 switched (F1 0.95). 0.05 and 1 (~95 s each on the
+    # cpu preset) put the main job's run on both sides of the aligned range, so it measures F4:
+    # 7 values of α on the default base: F1 0.12, 0.31, 0.82, 0.99, 1.00, 0.79, 0.00 for α 0,
+    # 0.05, 0.1, 0.17, 0.3, 0.5, 1 (README, "Rate-distortion").
     alpha: str = _help("KL weight α; a comma-separated list trains one metacontroller per value "
-                       "(the first is the one phase 3 uses)", default="0.3")
+                       "(the first is the one phase 3 uses)", default="0.3,0.05,1")
     metacontroller_variant: str = _help(
         "comma-separated variants to train: " + ", ".join(meta_training.VARIANTS)
         + " (the first is the main one)", default="standard")
@@ -280,6 +282,15 @@ class MetaConfig:
         "gridworld rate-distortion runs (App. E.1), which trains the decoder under near-binary "
         "switches as internal RL uses it", default=0.0)
     switch_tolerance: int = _help("steps a switch may miss a subgoal boundary by", default=2)
+    meta_seed: int = _help(
+        "seed of the metacontrollers' initialisation, batches and code checks (-1: --seed). "
+        "Another value trains other metacontrollers on the same base model: the paper's protocol "
+        "of several metacontrollers per base; a finished run directory reruns only the "
+        "metacontroller and internal-RL phases", default=-1)
+
+    def seed(self, run_seed: int) -> int:
+        """The metacontroller phase's seed: ``meta_seed``, or the run's ``seed`` if -1."""
+        return run_seed if self.meta_seed < 0 else self.meta_seed
 
     def alphas(self) -> list[float]:
         return [float(x) for x in self.alpha.split(",")]
@@ -502,6 +513,7 @@ def leaf_fields(config: Config) -> dict[str, Any]:
 DEMO_ACTIONS = ("mean", "sample")
 _NON_NEGATIVE = {"seed", "num_walls", "ant_num_walls", "layer", "switch_tolerance", "alpha_warmup",
                  "expert_walk_updates", "pretrain_warmup"}
+_CHECKED_APART = {"meta_seed"}  # -1 allowed: its own check below
 
 
 def validate(config: Config) -> None:
@@ -513,7 +525,7 @@ def validate(config: Config) -> None:
                           f"{', '.join(guards.ON_NONFINITE)}")
     values = leaf_fields(config)
     for name, value in values.items():
-        if isinstance(value, bool):
+        if isinstance(value, bool) or name in _CHECKED_APART:
             continue
         if isinstance(value, int):
             low = 0 if name in _NON_NEGATIVE else 1
@@ -603,6 +615,8 @@ def _validate_meta(config: Config) -> None:
     if unknown or len(set(variants)) != len(variants):
         raise ConfigError("metacontroller_variant", f"must be distinct values among "
                           f"{', '.join(meta_training.VARIANTS)}, got {m.metacontroller_variant!r}")
+    if m.meta_seed < -1:
+        raise ConfigError("meta_seed", f"must be >= 0, or -1 for --seed, got {m.meta_seed}")
     if not 0.0 < m.beta_threshold < 1.0:
         raise ConfigError("beta_threshold", f"must be in (0, 1), got {m.beta_threshold}")
     if not m.gate_temperature >= 0.0:

@@ -5,12 +5,17 @@ Trains the controllers of ``--layers`` (together, as the steer phase does) on th
 split and reports, for ``--layer``: the held-out steered NLL (64 packed rows) against the unsteered
 model, and rollouts with ground-truth switching on the pretraining and post-training tasks, with
 the per-colour hazard (the fraction of episodes that reach colour k+1 among those that reached
-colour k: first colours of a pair need the controller, second colours only navigation). Appends
-one JSON line per run to ``--out``. The README's steering-budget figures were made with it on the
-default main job's run directory, one run at a time on an idle 2-core CPU:
+colour k: first colours of a pair need the controller, second colours only navigation), acting
+sampled and greedy. ``form=affine`` adds an offset per subgoal (``e + U_g e + c_g``, not the
+paper's form) and ``rank=d_model`` makes ``U_g`` full rank: is the linear low-rank edit what
+limits steering? Appends one JSON line per run to ``--out``. The README's steering-budget and
+controller-form figures were made with it on the default main job's run directory, one run at a
+time on an idle 2-core CPU:
 
     python -m experiments.steer_budget --run=runs/gridworld_cpu steps=1600 lr=3e-3
     python -m experiments.steer_budget --run=runs/gridworld_cpu steps=4800 lr=3e-3 bs=8
+    python -m experiments.steer_budget --run=runs/gridworld_cpu steps=4800 lr=3e-3 rank=128 \
+        form=affine
 """
 from __future__ import annotations
 
@@ -29,6 +34,7 @@ from launch.phases import pretrain as pretrain_phase
 from launch.rundir import RunDir, read_json
 
 HELDOUT_ROWS = 64
+FORMS = ("linear", "affine")
 
 
 def hazard(result: rollout.RolloutResult, task_len: int) -> list[float | None]:
@@ -42,15 +48,17 @@ def main() -> None:
     parser.add_argument("--run", required=True, help="a run directory with data and pretrain done")
     parser.add_argument("--out", default="steer_budget.jsonl")
     parser.add_argument("settings", nargs="*", help="layer=2 layers=2 steps=400 lr=1e-3 bs=24 "
-                        "rank=16 episodes=512")
+                        "rank=16 episodes=512 form=linear")
     args = parser.parse_args()
     opts = {"layer": "2", "steps": "400", "lr": "1e-3", "bs": "24", "rank": "16",
-            "episodes": "512"}
+            "episodes": "512", "form": "linear"}
     for item in args.settings:
         name, _, value = item.partition("=")
         if name not in opts and name != "layers":
             raise SystemExit(f"unknown setting {name!r}; allowed: layers, {', '.join(opts)}")
         opts[name] = value
+    if opts["form"] not in FORMS:
+        raise SystemExit(f"form: must be one of {', '.join(FORMS)}, got {opts['form']!r}")
     layer = int(opts["layer"])
     layers = tuple(int(x) for x in opts.get("layers", str(layer)).split(","))
     steps, lr, bs = int(opts["steps"]), float(opts["lr"]), int(opts["bs"])
@@ -69,11 +77,11 @@ def main() -> None:
     ctrl, losses = steering.train(jax.random.fold_in(jax.random.fold_in(key, 31), layer), base,
                                   rows, model=model, env=env, layers=layers,
                                   rank=int(opts["rank"]), steps=steps, batch_size=bs,
-                                  learning_rate=lr)
+                                  learning_rate=lr, affine=opts["form"] == "affine")
     i = layers.index(layer)
     losses = np.asarray(losses)[:, i]
     out = {"run": args.run, "layer": layer, "layers": list(layers), "steps": steps, "lr": lr,
-           "bs": bs, "rank": int(opts["rank"]), "train_s": time.monotonic() - started,
+           "bs": bs, "rank": int(opts["rank"]), "form": opts["form"], "train_s": time.monotonic() - started,
            "train_loss_last10pct": float(losses[-max(1, steps // 10):].mean()),
            "heldout_nll": float(steering.evaluate(ctrl, base, held, model=model, env=env,
                                                   layers=layers)[i]),
@@ -82,11 +90,15 @@ def main() -> None:
                layers=layers)[i])}
     eval_key = jax.random.fold_in(key, 32)
     for name, e in (("pre", env), ("post", post)):
-        r = steering.steered_rollout(eval_key, base, steering.layer_controllers(ctrl, i), model, e,
-                                     layer, int(opts["episodes"]))
-        out[f"{name}_success"] = float(np.mean(r.success))
-        out[f"{name}_colour_success"] = rollout.colour_success(r)
-        out[f"{name}_hazard"] = hazard(r, len(e.tasks[0]))
+        for greedy in (False, True):
+            r = steering.steered_rollout(eval_key, base, steering.layer_controllers(ctrl, i),
+                                         model, e, layer, int(opts["episodes"]), greedy=greedy)
+            tag = f"{name}_greedy" if greedy else name
+            out[f"{tag}_success"] = float(np.mean(r.success))
+            out[f"{tag}_colour_success"] = rollout.colour_success(r)
+            out[f"{tag}_hazard"] = hazard(r, len(e.tasks[0]))
+            anatomy = rollout.failure_anatomy(r, e.max_steps)
+            out.update({f"{tag}_{k}": v for k, v in anatomy.items()})
     print(json.dumps(out))
     with open(args.out, "a") as f:
         f.write(json.dumps(out) + "\n")

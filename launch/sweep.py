@@ -50,7 +50,6 @@ SEED = "seed"  # the field whose points are pooled into quantiles
 SWEEP_FLAGS = ("sweep", "summarize_only", "workdir")  # the sweep's own; never passed on
 MANIFEST, SUMMARY_JSON, SUMMARY_MD = "sweep.json", "summary.json", "summary.md"
 MAX_LIST_SHOWN = 8  # longer lists (learning curves) are in summary.json only
-RD_ALIGNED_F1 = 0.5  # as the metacontroller phase's plot: filled markers for aligned switches
 
 Runner = Callable[[list[str], str], int]
 
@@ -514,7 +513,8 @@ def plot_summary(summary: dict[str, Any], plots_dir: str) -> list[str]:
 
 def plot_rate_distortion_quantiles(rows: list[dict[str, Any]], path: str) -> None:
     """NLL against KL, one line per (runs, variant) over α: medians with 25-75% error bars on
-    both axes; markers filled where the median switch F1 >= 0.5 (as the phase's own plot)."""
+    both axes (rate on a symlog axis); markers filled where the median switch F1 >=
+    ``plots.ALIGNED_F1`` (as the phase's own plot)."""
     fig, ax = plt.subplots(figsize=(6, 4.2))
     lines = sorted({(r["line"], r["variant"]) for r in rows})
     for i, (line, variant) in enumerate(lines):
@@ -526,16 +526,17 @@ def plot_rate_distortion_quantiles(rows: list[dict[str, Any]], path: str) -> Non
         label = variant if line == "all" else f"{variant} ({line})"
         ax.plot(kl, nll, "-", color=colour, label=label)
         for r in mine:
-            aligned = r["switch_f1"]["median"] >= RD_ALIGNED_F1
+            aligned = r["switch_f1"]["median"] >= plots.ALIGNED_F1
             ax.errorbar(r["kl"]["median"], r["nll"]["median"], xerr=_error_bar(r["kl"]),
                         yerr=_error_bar(r["nll"]), fmt="o", color=colour,
                         mfc=colour if aligned else "white", capsize=2)
             ax.annotate(f"α={r['alpha']:g}", (r["kl"]["median"], r["nll"]["median"]), fontsize=7,
                         xytext=(3, 3), textcoords="offset points")
-    ax.set_xlabel("rate: KL per step (nats)")
+    ax.set_xscale("symlog", linthresh=1e-2)
+    ax.set_xlabel("rate: KL per step (nats, symlog)")
     ax.set_ylabel("distortion: action NLL per step")
-    ax.set_title("rate-distortion over α: median, bars 25-75% (filled: switch F1 ≥ 0.5)",
-                 fontsize=9)
+    ax.set_title("rate-distortion over α: median, bars 25-75% "
+                 f"(filled: switch F1 ≥ {plots.ALIGNED_F1:g})", fontsize=9)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()

@@ -129,9 +129,14 @@ def plot_switching(beta: np.ndarray, subgoals: np.ndarray, mask: np.ndarray, pat
     plt.close(fig)
 
 
+# Switches count as aligned with the subgoal boundaries at this F1 (launch.findings' criterion).
+ALIGNED_F1 = 0.9
+
+
 def plot_rate_distortion(points: list[dict], path: str) -> None:
-    """NLL (distortion) against KL (rate), one line per variant over α; points whose switches
-    align with subgoal boundaries (``f1`` ≥ 0.5) are filled."""
+    """NLL (distortion) against KL (rate, symlog: the rates span 1e-5 to tens of nats), one line
+    per variant over α; points whose switches align with subgoal boundaries (switch F1 ≥ 0.9, the
+    findings' criterion) are filled, and each is labelled with α and its F1."""
     fig, ax = plt.subplots(figsize=(5.5, 4))
     for i, variant in enumerate(sorted({p["variant"] for p in points})):
         mine = sorted((p for p in points if p["variant"] == variant), key=lambda p: p["kl"])
@@ -139,13 +144,14 @@ def plot_rate_distortion(points: list[dict], path: str) -> None:
         ax.plot([p["kl"] for p in mine], [p["nll"] for p in mine], "-", color=colour,
                 label=variant)
         for p in mine:
-            aligned = p["switch_f1"] >= 0.5
+            aligned = p["switch_f1"] >= ALIGNED_F1
             ax.plot(p["kl"], p["nll"], "o", color=colour, mfc=colour if aligned else "white")
-            ax.annotate(f"α={p['alpha']:g}", (p["kl"], p["nll"]), fontsize=7,
-                        xytext=(3, 3), textcoords="offset points")
-    ax.set_xlabel("rate: KL per step (nats)")
+            ax.annotate(f"α={p['alpha']:g} F1 {p['switch_f1']:.2f}", (p["kl"], p["nll"]),
+                        fontsize=7, xytext=(3, 3), textcoords="offset points")
+    ax.set_xscale("symlog", linthresh=1e-2)
+    ax.set_xlabel("rate: KL per step (nats, symlog)")
     ax.set_ylabel("distortion: action NLL per step")
-    ax.set_title("rate-distortion over α (filled: switch F1 ≥ 0.5)", fontsize=10)
+    ax.set_title(f"rate-distortion over α (filled: switch F1 ≥ {ALIGNED_F1:g})", fontsize=10)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()

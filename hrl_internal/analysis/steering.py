@@ -69,12 +69,13 @@ def optimizer(learning_rate: float) -> optax.GradientTransformation:
 
 
 def init_state(key: jax.Array, model: TransformerConfig, layers: tuple[int, ...], rank: int,
-               learning_rate: float) -> SteerState:
-    """Identity controllers (``b = 0``) for every layer of ``layers`` (ascending, distinct)."""
+               learning_rate: float, affine: bool = False) -> SteerState:
+    """Identity controllers (``b = 0``) for every layer of ``layers`` (ascending, distinct), with
+    an offset per subgoal if ``affine`` (a diagnostic form: ``init_subgoal_controllers``)."""
     if list(layers) != sorted(set(layers)):
         raise ValueError(f"layers must be ascending and distinct, got {layers}")
     controllers = jax.vmap(lambda k: intervention.init_subgoal_controllers(
-        k, NUM_SUBGOALS, model.d_model, rank))(jax.random.split(key, len(layers)))
+        k, NUM_SUBGOALS, model.d_model, rank, affine))(jax.random.split(key, len(layers)))
     return SteerState(controllers, optimizer(learning_rate).init(controllers),
                       jnp.zeros((), jnp.int32))
 
@@ -107,11 +108,11 @@ def train_steps(state: SteerState, base: Any, rows: packing.PackedRows, key: jax
 
 def train(key: jax.Array, base: Any, rows: packing.PackedRows, *, model: TransformerConfig,
           env: EnvParams, layers: tuple[int, ...], rank: int, steps: int, batch_size: int,
-          learning_rate: float) -> tuple[dict[str, jax.Array], jax.Array]:
+          learning_rate: float, affine: bool = False) -> tuple[dict[str, jax.Array], jax.Array]:
     """All of ``train_steps`` in one call: the controllers stacked over layers and the loss
     ``[steps, n_layers]``."""
     init_key, batch_key = jax.random.split(key)
-    state = init_state(init_key, model, layers, rank, learning_rate)
+    state = init_state(init_key, model, layers, rank, learning_rate, affine)
     state, losses = train_steps(state, base, rows, batch_key, model=model, env=env, layers=layers,
                                 batch_size=batch_size, learning_rate=learning_rate,
                                 num_steps=steps)

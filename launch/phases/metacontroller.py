@@ -38,6 +38,11 @@ def run_name(variant: str, alpha: float) -> str:
     return f"{variant}_a{alpha:g}"
 
 
+def meta_key(config: configs.Config) -> jax.Array:
+    """The root key of everything random in this phase: ``--meta_seed``, or the run's seed."""
+    return jax.random.PRNGKey(config.meta.seed(config.seed))
+
+
 def checkpointer(run_dir: RunDir, variant: str, alpha: float) -> Checkpointer:
     return Checkpointer(os.path.join(run_dir.phase_dir("metacontroller"),
                                      run_name(variant, alpha), "checkpoints"))
@@ -46,7 +51,7 @@ def checkpointer(run_dir: RunDir, variant: str, alpha: float) -> Checkpointer:
 def template(config: configs.Config, variant: str, alpha: float) -> meta_training.MetaState:
     env, model = pretrain_phase.env_and_model(config)
     return meta_training.init_state(
-        jax.random.fold_in(jax.random.PRNGKey(config.seed), INIT_TAG),
+        jax.random.fold_in(meta_key(config), INIT_TAG),
         config.meta.module(model.d_model), model,
         config.meta.hyper(alpha, variant, config.skip_nonfinite))
 
@@ -73,7 +78,7 @@ def train_one(config: configs.Config, run_dir: RunDir, base: Any, rows: Any,
         print(f"[metacontroller/{name}] resuming from step {start}")
     writer = MetricsWriter(os.path.join(run_dir.phase_dir("metacontroller"), name,
                                         "metrics.jsonl"), truncate_after=start)
-    key = jax.random.fold_in(jax.random.PRNGKey(config.seed), BATCH_TAG)
+    key = jax.random.fold_in(meta_key(config), BATCH_TAG)
     progress = Progress(f"metacontroller/{name}", m.meta_steps, unit="steps", start=start)
     logged = state
     try:
@@ -222,7 +227,7 @@ def latent_code_check(config: configs.Config, params: Any, base: Any, rows: pack
         num_slots=r.rl_slots, start_ticks=min(r.rl_start_ticks, LATENT_CHECK_TICKS),
         max_episodes=max(1, min(r.rl_start_ticks, LATENT_CHECK_TICKS) // 4))
     frozen = internal_env.Frozen(params.get("base", base), params["meta"])
-    code_key = jax.random.fold_in(jax.random.PRNGKey(config.seed), CODE_TAG)
+    code_key = jax.random.fold_in(meta_key(config), CODE_TAG)
     rates = latent_codes.reach_rates(codes, frozen, spec, code_key)
     named = latent_codes.code_probe(code_key, z, np.asarray(rows.subgoals),
                                     np.asarray(rows.mask, bool))
@@ -234,12 +239,13 @@ def latent_code_check(config: configs.Config, params: Any, base: Any, rows: pack
                           os.path.join(plots_dir, "latent_codes.png"))
     n = min(REPLAYED_EPISODES, episodes.num_episodes)
     inferred, _ = latent_codes.switch_codes(z, beta, rows, n, m.beta_threshold, MAX_CODES)
-    prior = np.asarray(jax.random.normal(jax.random.PRNGKey(config.seed), inferred.shape))
+    prior = np.asarray(jax.random.normal(meta_key(config), inferred.shape))
     replay_spec = dataclasses.replace(spec.env, env=env)
-    replay_key = jax.random.fold_in(jax.random.PRNGKey(config.seed), REPLAY_TAG)
+    replay_key = jax.random.fold_in(meta_key(config), REPLAY_TAG)
     figures = ({f"reach_{k}": v for k, v in rates.items()} | {"reach_segments": counts.tolist()}
                | named)
-    partner = latent_codes.same_task_partner(np.asarray(episodes.task_id[:n]), config.seed)
+    partner = latent_codes.same_task_partner(np.asarray(episodes.task_id[:n]),
+                                            config.meta.seed(config.seed))
     for name, codes in (("inferred", inferred), ("same_task", inferred[partner]),
                         ("prior", prior)):
         success, progress = latent_codes.replay(codes, episodes, frozen, replay_spec, replay_key)

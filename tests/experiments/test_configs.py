@@ -25,6 +25,24 @@ def test_every_field_name_is_unique_and_settable():
         configs.replace_fields(config, gridsize=9)
 
 
+def test_meta_seed_defaults_to_the_run_seed_and_sets_the_metacontroller_key_alone():
+    import jax
+    import numpy as np
+
+    from launch.phases import metacontroller as meta_phase
+
+    def init_leaves(**overrides):
+        config = configs.replace_fields(configs.preset("smoke"), **overrides)
+        return jax.tree.leaves(meta_phase.template(config, "standard", 0.3).params)
+
+    assert configs.Config().meta.seed(7) == 7
+    assert configs.replace_fields(configs.Config(), meta_seed=3).meta.seed(7) == 3
+    same = zip(init_leaves(seed=1), init_leaves(seed=1, meta_seed=1))
+    assert all(np.array_equal(a, b) for a, b in same)
+    other = zip(init_leaves(seed=1), init_leaves(seed=1, meta_seed=2))
+    assert not all(np.array_equal(a, b) for a, b in other)
+
+
 def test_round_trip_through_dict():
     config = configs.replace_fields(configs.Config(), num_walls=2, train_episodes=10)
     assert configs.from_dict(configs.to_dict(config)) == config
@@ -39,6 +57,7 @@ def test_round_trip_through_dict():
     (dict(pretrain_anneal=0.0), "pretrain_anneal"), (dict(pretrain_anneal=1.5), "pretrain_anneal"),
     (dict(rl_methods="subgoal_controllers", steer_layers="0,1", layer=2), "rl_methods"),
     (dict(policy_log_std=-9.0), "policy_log_std"), (dict(raw_action_lr=0.0), "raw_action_lr"),
+    (dict(meta_seed=-2), "meta_seed"),
 ])
 def test_validate_names_the_field(overrides, field):
     config = configs.replace_fields(configs.Config(), **overrides)

@@ -27,3 +27,16 @@ def test_subgoal_controllers_pick_per_step_maps_and_start_as_identity():
     g = 2
     expected = e[0, 2] + ctrl["b"][g] @ (ctrl["a"][g] @ e[0, 2])
     np.testing.assert_allclose(out[0, 2], expected, rtol=1e-5, atol=1e-5)
+
+
+def test_affine_subgoal_controllers_start_as_identity_and_add_their_subgoals_offset():
+    ctrl = intervention.init_subgoal_controllers(jax.random.PRNGKey(1), 4, 6, 2, affine=True)
+    assert ctrl["c"].shape == (4, 6)
+    e = jax.random.normal(jax.random.PRNGKey(2), (2, 3, 6))
+    subgoal = jnp.asarray([[0, 1, 2], [3, 3, 0]])
+    np.testing.assert_array_equal(intervention.subgoal_controller(ctrl, subgoal)(e), e)
+    ctrl["b"] = jax.random.normal(jax.random.PRNGKey(3), ctrl["b"].shape)
+    ctrl["c"] = jax.random.normal(jax.random.PRNGKey(4), ctrl["c"].shape)
+    out = intervention.subgoal_controller(ctrl, subgoal)(e)
+    linear = intervention.subgoal_controller({"a": ctrl["a"], "b": ctrl["b"]}, subgoal)(e)
+    np.testing.assert_allclose(out - linear, ctrl["c"][subgoal], rtol=1e-5, atol=1e-5)
