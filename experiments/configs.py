@@ -193,6 +193,11 @@ class PretrainConfig:
     # instead of 0.65 (README, "Base model").
     obs_loss_weight: float = _help("λ, weight of the next-observation loss", default=0.01)
     grad_clip: float = _help("global gradient-norm clip (0: off)", default=1.0)
+    action_target: str = _help(
+        "what the action term is scored against: sample (the expert's recorded action, the "
+        "paper's) or expert (its whole action distribution at the step, uniform over the "
+        "shortest moves; gridworld only): the same minimiser without the tie-break noise",
+        default="sample")
     steps_per_call: int = _help("steps per jitted call (one progress/metrics line each)",
                                 default=100)
     checkpoint_every: int = _help("steps between checkpoints", default=500)
@@ -205,7 +210,8 @@ class PretrainConfig:
             weight_decay=self.pretrain_wd, obs_loss_weight=self.obs_loss_weight,
             grad_clip=self.grad_clip, skip_nonfinite=skip_nonfinite,
             schedule=self.pretrain_schedule, warmup_steps=self.pretrain_warmup,
-            total_steps=self.pretrain_steps, anneal_fraction=self.pretrain_anneal)
+            total_steps=self.pretrain_steps, anneal_fraction=self.pretrain_anneal,
+            action_target=self.action_target)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -511,9 +517,12 @@ def leaf_fields(config: Config) -> dict[str, Any]:
 
 
 DEMO_ACTIONS = ("mean", "sample")
-_NON_NEGATIVE = {"seed", "num_walls", "ant_num_walls", "layer", "switch_tolerance", "alpha_warmup",
-                 "expert_walk_updates", "pretrain_warmup"}
-_CHECKED_APART = {"meta_seed"}  # -1 allowed: its own check below
+# The least value of each integer field that may be 0 or less (every other one: 1), and what the
+# error says is allowed.
+_LOWER_BOUNDS = {**dict.fromkeys(("seed", "num_walls", "ant_num_walls", "layer", "switch_tolerance",
+                                  "alpha_warmup", "expert_walk_updates", "pretrain_warmup"),
+                                 (0, ">= 0")),
+                 "meta_seed": (-1, ">= 0, or -1 for --seed")}
 
 
 def validate(config: Config) -> None:
@@ -525,12 +534,10 @@ def validate(config: Config) -> None:
                           f"{', '.join(guards.ON_NONFINITE)}")
     values = leaf_fields(config)
     for name, value in values.items():
-        if isinstance(value, bool) or name in _CHECKED_APART:
-            continue
-        if isinstance(value, int):
-            low = 0 if name in _NON_NEGATIVE else 1
+        if isinstance(value, int) and not isinstance(value, bool):
+            low, allowed = _LOWER_BOUNDS.get(name, (1, "positive"))
             if value < low:
-                raise ConfigError(name, f"must be {'>= 0' if low == 0 else 'positive'}, got {value}")
+                raise ConfigError(name, f"must be {allowed}, got {value}")
     for name in ("pretrain_lr", "init_scale", "meta_lr", "rl_lr", "raw_action_lr", "rl_clip"):
         if values[name] <= 0:
             raise ConfigError(name, f"must be positive, got {values[name]}")
@@ -540,6 +547,12 @@ def validate(config: Config) -> None:
     if config.pretrain.pretrain_schedule not in pretrain.SCHEDULES:
         raise ConfigError("pretrain_schedule", f"unknown value {config.pretrain.pretrain_schedule!r}"
                           f"; allowed: {', '.join(pretrain.SCHEDULES)}")
+    if config.pretrain.action_target not in pretrain.ACTION_TARGETS:
+        raise ConfigError("action_target", f"unknown value {config.pretrain.action_target!r}; "
+                          f"allowed: {', '.join(pretrain.ACTION_TARGETS)}")
+    if config.pretrain.action_target == "expert" and config.env != "gridworld":
+        raise ConfigError("action_target", "expert needs the gridworld's expert (its action "
+                          "distribution at every step); the ant's demonstrations: sample")
     if not 0 < config.pretrain.pretrain_anneal <= 1:
         raise ConfigError("pretrain_anneal",
                           f"must be in (0, 1], got {config.pretrain.pretrain_anneal}")
@@ -615,8 +628,6 @@ def _validate_meta(config: Config) -> None:
     if unknown or len(set(variants)) != len(variants):
         raise ConfigError("metacontroller_variant", f"must be distinct values among "
                           f"{', '.join(meta_training.VARIANTS)}, got {m.metacontroller_variant!r}")
-    if m.meta_seed < -1:
-        raise ConfigError("meta_seed", f"must be >= 0, or -1 for --seed, got {m.meta_seed}")
     if not 0.0 < m.beta_threshold < 1.0:
         raise ConfigError("beta_threshold", f"must be in (0, 1), got {m.beta_threshold}")
     if not m.gate_temperature >= 0.0:

@@ -81,7 +81,8 @@ def main() -> None:
     i = layers.index(layer)
     losses = np.asarray(losses)[:, i]
     out = {"run": args.run, "layer": layer, "layers": list(layers), "steps": steps, "lr": lr,
-           "bs": bs, "rank": int(opts["rank"]), "form": opts["form"], "train_s": time.monotonic() - started,
+           "bs": bs, "rank": int(opts["rank"]), "form": opts["form"],
+           "train_s": time.monotonic() - started,
            "train_loss_last10pct": float(losses[-max(1, steps // 10):].mean()),
            "heldout_nll": float(steering.evaluate(ctrl, base, held, model=model, env=env,
                                                   layers=layers)[i]),

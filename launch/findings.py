@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
+from hrl_internal.analysis import plots
+
 # name -> (the paper's figure, this run's figure as text and whether it holds; None if unmeasured)
 Check = Callable[[dict[str, Any]], "tuple[str, bool] | None"]
 
@@ -59,7 +61,7 @@ def _switching(r: dict[str, Any]) -> tuple[str, bool] | None:
     if f1 is None or per_episode is None or not true:
         return None
     text = f"switch F1 {f1:.2f} (±2 steps), {per_episode:.2f} switches per episode (true {true:.2f})"
-    return text, f1 >= 0.9 and abs(per_episode - true) <= 0.1 * true
+    return text, f1 >= plots.ALIGNED_F1 and abs(per_episode - true) <= 0.1 * true
 
 
 def _codes(r: dict[str, Any]) -> tuple[str, bool] | None:
@@ -105,8 +107,9 @@ def _rate_distortion(r: dict[str, Any]) -> tuple[str, bool] | None:
     if len(alphas) < 3:
         return None
     rows = [row for row in sweep if row.get("variant") == "standard"]
-    aligned = [row["alpha"] for row in rows if row.get("switch_f1", 0) >= 0.9]
-    text = (f"{len(alphas)} values of α; subgoal-aligned switching (F1 >= 0.9) at α "
+    aligned = [row["alpha"] for row in rows if row.get("switch_f1", 0) >= plots.ALIGNED_F1]
+    text = (f"{len(alphas)} values of α; subgoal-aligned switching (F1 >= {plots.ALIGNED_F1:g}) "
+            "at α "
             + (", ".join(f"{a:g}" for a in aligned) or "none"))
     return text, bool(aligned) and len(aligned) < len(alphas)
 

@@ -40,8 +40,7 @@ class BayesReference(NamedTuple):
 
 def _expert_probs(state: gridworld.EnvState, params: EnvParams) -> jax.Array:
     """``[NUM_ACTIONS]`` the clean expert's action distribution (uniform over shortest moves)."""
-    values = expert.action_values(state, params)
-    best = values == jnp.min(values)
+    best = expert.best_moves(state, params)
     p = best / jnp.sum(best)
     return (1 - _FLOOR * gridworld.NUM_ACTIONS) * p + _FLOOR
 

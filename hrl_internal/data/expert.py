@@ -46,6 +46,29 @@ def safe_actions(state: EnvState, params: EnvParams) -> jax.Array:
     return stays | ~blocked[next_cells]
 
 
+def best_moves(state: EnvState, params: EnvParams) -> jax.Array:
+    """``[NUM_ACTIONS]`` bool: the moves the clean expert chooses among (uniformly)."""
+    values = action_values(state, params)
+    # With no route to the target (possible only when layouts are not filtered), wander safely.
+    reachable = jnp.min(values) < gridworld.unreachable(params)
+    return jnp.where(reachable, values == jnp.min(values), safe_actions(state, params))
+
+
+def action_probs(agent_cell: jax.Array, object_cells: jax.Array, wall_cells: jax.Array,
+                 colour: jax.Array, params: EnvParams) -> jax.Array:
+    """``[NUM_ACTIONS]`` the clean expert's action distribution at one step, from the positions
+    and the colour it is heading to (a recorded step's, e.g. of packed rows)."""
+    state = EnvState(
+        agent_cell=jnp.asarray(agent_cell, jnp.int32),
+        object_cells=jnp.asarray(object_cells, jnp.int32),
+        wall_cells=jnp.asarray(wall_cells, jnp.int32),
+        task=jnp.asarray(colour, jnp.int32)[None], task_len=jnp.ones((), jnp.int32),
+        task_id=jnp.zeros((), jnp.int32), progress=jnp.zeros((), jnp.int32),
+        time=jnp.zeros((), jnp.int32), done=jnp.zeros((), bool), success=jnp.zeros((), bool))
+    best = best_moves(state, params).astype(jnp.float32)
+    return best / jnp.sum(best)
+
+
 def expert_action(key: jax.Array, state: EnvState, params: EnvParams,
                   epsilon: float | jax.Array = 0.0) -> jax.Array:
     """Samples the expert's action for one environment: ``[] int32``.
@@ -53,11 +76,8 @@ def expert_action(key: jax.Array, state: EnvState, params: EnvParams,
     Uniform among the shortest moves; with probability ``epsilon`` uniform among safe actions.
     """
     noise_key, greedy_key, random_key = jax.random.split(key, 3)
-    values = action_values(state, params)
     safe = safe_actions(state, params)
-    # With no route to the target (possible only when layouts are not filtered), wander safely.
-    reachable = jnp.min(values) < gridworld.unreachable(params)
-    best = jnp.where(reachable, values == jnp.min(values), safe)
+    best = best_moves(state, params)
     greedy = jax.random.categorical(greedy_key, jnp.where(best, 0.0, -jnp.inf))
     random = jax.random.categorical(random_key, jnp.where(safe, 0.0, -jnp.inf))
     explore = jax.random.uniform(noise_key) < epsilon

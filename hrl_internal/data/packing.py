@@ -32,6 +32,9 @@ class PackedRows(NamedTuple):
     wall_cells: Any  # [R, S, num_walls] int
     subgoals: Any  # [R, S] int, analysis labels only
     episode: Any  # [R, S] int, index of the episode in the source dataset (-1 for padding)
+    # The colour the expert heads to at the slot: with the positions, it gives the expert's
+    # action distribution (``expert.action_probs``), the ``--action_target=expert`` target.
+    colours: Any  # [R, S] int
 
     @property
     def num_rows(self) -> int:
@@ -69,7 +72,11 @@ def pack(episodes: Episodes, params: EnvParams) -> PackedRows:
         "object_cells": np.zeros((r, s, params.num_objects), np.int16),
         "wall_cells": np.zeros((r, s, params.num_walls), np.int16),
         "subgoals": np.zeros((r, s), np.int16), "episode": np.full((r, s), -1, np.int32),
+        "colours": np.zeros((r, s), np.int8),
     }
+    tasks = np.asarray(gridworld.task_array(params))
+    colours = np.maximum(tasks[np.asarray(episodes.task_id)[:, None],
+                               np.minimum(np.asarray(episodes.task_index), tasks.shape[1] - 1)], 0)
     # Padding slots render a valid (but masked) observation: the row's first episode's layout.
     for row, members in enumerate(rows):
         start = 0
@@ -87,6 +94,7 @@ def pack(episodes: Episodes, params: EnvParams) -> PackedRows:
             out["wall_cells"][row, span] = episodes.wall_cells[i]
             out["subgoals"][row, span] = episodes.subgoals[i, :n]
             out["episode"][row, span] = i
+            out["colours"][row, span] = colours[i, :n]
             start += n
     return PackedRows(**out)
 

@@ -15,7 +15,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from hrl_internal.data import packing
+from hrl_internal.data import expert, packing
 from hrl_internal.models import backbone, hawk
 from hrl_internal.models.backbone import ModelConfig
 from hrl_internal.training import guards
@@ -37,9 +37,24 @@ class PretrainHyper:
     warmup_steps: int = 0
     total_steps: int = 0
     anneal_fraction: float = 0.2
+    # "sample": the expert's recorded action (the paper's); "expert": the expert's whole action
+    # distribution at the step (gridworld only). The same minimiser, the Bayes predictive: the
+    # recorded action is a draw from that distribution, so its cross-entropy has the same
+    # expectation given the history, without the tie-break noise of a single draw.
+    action_target: str = "sample"
 
 
 SCHEDULES = ("constant", "anneal", "cosine")
+ACTION_TARGETS = ("sample", "expert")
+
+
+def expert_target_nll(action_logits: jax.Array, rows: packing.PackedRows, env: Any) -> jax.Array:
+    """``[batch, time]`` cross-entropy of the predicted actions against the clean expert's action
+    distribution at each slot (``expert.action_probs``)."""
+    probs = jax.vmap(jax.vmap(expert.action_probs, in_axes=(0, 0, 0, 0, None)),
+                     in_axes=(0, 0, 0, 0, None))(rows.agent_cells, rows.object_cells,
+                                                 rows.wall_cells, rows.colours, env)
+    return -jnp.sum(probs * jax.nn.log_softmax(action_logits), axis=-1)
 
 
 def learning_rate_schedule(peak: float, schedule: str, warmup_steps: int, total_steps: int,
@@ -133,10 +148,13 @@ def masked_mean(x: jax.Array, mask: jax.Array) -> jax.Array:
 
 
 def loss_fn(params: Any, rows: packing.PackedRows | packing.DenseRows, model: ModelConfig,
-            env: Any, obs_loss_weight: float) -> tuple[jax.Array, dict[str, jax.Array]]:
+            env: Any, obs_loss_weight: float, action_target: str = "sample"
+            ) -> tuple[jax.Array, dict[str, jax.Array]]:
     """The phase-1 loss over a batch of packed rows; returns ``(loss, metrics)``.
 
     Means are over real steps (``rows.mask``), so packing changes no gradient's expectation.
+    ``action_target`` (``PretrainHyper``) picks the action term; the metrics' ``action_nll`` is
+    always that of the recorded actions.
     """
     obs, next_obs = packing.observations(rows, env)  # [B, S, obs] each
     outputs, _ = backbone.module(model).apply(params, obs, model, segments=rows.segments)
@@ -145,7 +163,10 @@ def loss_fn(params: Any, rows: packing.PackedRows | packing.DenseRows, model: Mo
     action_loss = masked_mean(action_nll, mask)
     # With λ = 0 the observation head is dead code, and jit drops it.
     obs_loss = masked_mean(obs_nll, mask) if obs_loss_weight else jnp.zeros(())
-    loss = action_loss + obs_loss_weight * obs_loss
+    target_loss = action_loss
+    if action_target == "expert":
+        target_loss = masked_mean(expert_target_nll(outputs["action_logits"], rows, env), mask)
+    loss = target_loss + obs_loss_weight * obs_loss
     metrics = {"loss": loss, "action_nll": action_loss, "obs_nll": obs_loss}
     metrics.update({QUALITY_METRICS[k]: masked_mean(v, mask) for k, v in quality.items()})
     return loss, metrics
@@ -171,7 +192,8 @@ def train_steps(state: TrainState, data: packing.PackedRows | packing.DenseRows,
     def update(state, _):
         batch = sharding.shard_batch(
             sample_batch(data, jax.random.fold_in(key, state.step), hyper.batch_size))
-        (_, metrics), grads = grad_fn(state.params, batch, model, env, hyper.obs_loss_weight)
+        (_, metrics), grads = grad_fn(state.params, batch, model, env, hyper.obs_loss_weight,
+                                       hyper.action_target)
         updates, opt_state = opt.update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
         metrics["grad_norm"] = optax.tree.norm(grads)

@@ -227,7 +227,8 @@ def latent_code_check(config: configs.Config, params: Any, base: Any, rows: pack
         num_slots=r.rl_slots, start_ticks=min(r.rl_start_ticks, LATENT_CHECK_TICKS),
         max_episodes=max(1, min(r.rl_start_ticks, LATENT_CHECK_TICKS) // 4))
     frozen = internal_env.Frozen(params.get("base", base), params["meta"])
-    code_key = jax.random.fold_in(meta_key(config), CODE_TAG)
+    root = meta_key(config)
+    code_key = jax.random.fold_in(root, CODE_TAG)
     rates = latent_codes.reach_rates(codes, frozen, spec, code_key)
     named = latent_codes.code_probe(code_key, z, np.asarray(rows.subgoals),
                                     np.asarray(rows.mask, bool))
@@ -239,9 +240,9 @@ def latent_code_check(config: configs.Config, params: Any, base: Any, rows: pack
                           os.path.join(plots_dir, "latent_codes.png"))
     n = min(REPLAYED_EPISODES, episodes.num_episodes)
     inferred, _ = latent_codes.switch_codes(z, beta, rows, n, m.beta_threshold, MAX_CODES)
-    prior = np.asarray(jax.random.normal(meta_key(config), inferred.shape))
+    prior = np.asarray(jax.random.normal(root, inferred.shape))
     replay_spec = dataclasses.replace(spec.env, env=env)
-    replay_key = jax.random.fold_in(meta_key(config), REPLAY_TAG)
+    replay_key = jax.random.fold_in(root, REPLAY_TAG)
     figures = ({f"reach_{k}": v for k, v in rates.items()} | {"reach_segments": counts.tolist()}
                | named)
     partner = latent_codes.same_task_partner(np.asarray(episodes.task_id[:n]),

@@ -66,3 +66,21 @@ def test_epsilon_controls_how_often_the_expert_deviates():
     noisy_len = np.asarray(noisy.mask).sum(axis=1).mean()
     assert noisy_len > clean_len * 1.1
     assert np.mean(noisy.success) > 0.9
+
+
+def test_action_probs_is_the_distribution_the_expert_samples_from():
+    """On recorded steps: the distribution sums to 1, holds the recorded action, and matches the
+    expert's sampling frequencies at one state."""
+    eps = dataset.to_numpy(dataset.generate(jax.random.split(jax.random.PRNGKey(2), 16), P))
+    tasks = np.asarray(gw.task_array(P))
+    n = int(eps.mask[0].sum())
+    colours = tasks[eps.task_id[0], eps.task_index[0, :n]]
+    probs = np.asarray(jax.jit(jax.vmap(lambda a, c: expert.action_probs(
+        a, eps.object_cells[0], eps.wall_cells[0], c, P)))(eps.agent_cells[0, :n], colours))
+    np.testing.assert_allclose(probs.sum(-1), 1.0, rtol=1e-6)
+    assert np.all(probs[np.arange(n), eps.actions[0, :n]] > 0)
+    # A step with two shortest moves: the recorded expert samples them 50/50.
+    objects = [4 * 7 + 4, 0, 6, 42, 48, 20, 13, 35]
+    walls = [8, 9, 10, 11]
+    p = np.asarray(expert.action_probs(2 * 7 + 2, jnp.asarray(objects), jnp.asarray(walls), 0, P))
+    np.testing.assert_allclose(p, [0.0, 0.5, 0.5, 0.0])

@@ -30,3 +30,21 @@ def test_packed_rows_hold_each_episode_intact():
             np.testing.assert_array_equal(obs[r][slots], ep_obs[i, :n])
             np.testing.assert_array_equal(next_obs[r][slots], ep_obs[i, 1:n + 1])
             np.testing.assert_array_equal(rows.subgoals[r][slots], eps.subgoals[i, :n])
+
+
+def test_packed_rows_name_the_colour_the_expert_heads_to():
+    """``colours`` is the task's colour at the step's progress: the colour the next visit ends a
+    leg at. Checked against the episode's own run: a slot's colour is the one the agent stands on
+    once the leg ends, and it is that of the episode's task at the recorded progress."""
+    eps = dataset.to_numpy(dataset.generate(jax.random.split(jax.random.PRNGKey(1), 24), P))
+    rows = packing.pack(eps, P)
+    tasks = np.asarray(gw.task_array(P))
+    for r in range(rows.num_rows):
+        for i in set(rows.episode[r][rows.mask[r]]):
+            slots = rows.episode[r] == i
+            n = int(eps.mask[i].sum())
+            np.testing.assert_array_equal(rows.colours[r][slots],
+                                          tasks[eps.task_id[i], eps.task_index[i, :n]])
+            # The last step of the episode enters the task's last colour.
+            last = rows.colours[r][slots][-1]
+            assert eps.object_cells[i][last] == eps.agent_cells[i, n]

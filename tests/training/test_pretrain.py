@@ -92,3 +92,23 @@ def test_anneal_schedule_holds_then_decays_linearly_to_zero():
     np.testing.assert_allclose(float(lr(90)), 5e-4, rtol=1e-6)
     assert float(lr(99)) == pytest.approx(5e-5)
     assert float(lr(100)) == 0.0
+
+
+def test_expert_target_is_the_expected_loss_of_a_recorded_action(tiny):
+    """``action_target=expert`` scores the predictions against the expert's action distribution:
+    the loss a recorded action would give, averaged over the actions the expert could have
+    recorded (so both targets have one minimiser). Monte Carlo over relabelled batches."""
+    model, env, params = tiny["model"], tiny["env"], tiny["params"]
+    batch = pretrain.sample_batch(tiny["rows"], jax.random.PRNGKey(3), 4)
+    from hrl_internal.data import expert
+    probs = jax.vmap(jax.vmap(expert.action_probs, in_axes=(0, 0, 0, 0, None)),
+                     in_axes=(0, 0, 0, 0, None))(batch.agent_cells, batch.object_cells,
+                                                 batch.wall_cells, batch.colours, env)
+    loss = jax.jit(lambda b, t: pretrain.loss_fn(params, b, model, env, 0.0, t)[0],
+                   static_argnums=1)
+    draws = [loss(batch._replace(actions=jax.random.categorical(
+        jax.random.PRNGKey(k), jnp.log(probs))), "sample") for k in range(400)]
+    expected = float(loss(batch, "expert"))
+    assert abs(float(np.mean(draws)) - expected) < 0.01 * expected
+    # ... and it is not the recorded actions' loss (which carries one draw's tie-break).
+    assert float(loss(batch, "sample")) != pytest.approx(expected, rel=1e-3)
