@@ -13,15 +13,20 @@ ground-truth switching, acting sampled:
   steered or not) is the base's own navigation.
 - ``first own move shortest``: among pair-start segments, how often the model's first move is one
   of the expert's shortest moves.
+- ``--orders``: other colour orders (steered, k 0), with the per-position hazard
+  P(reach colour k+1 | reached colour k): do late positions fail on every order (the base's
+  length generalisation) or only at one transition?
 
 No training; nothing is written to the run. The README's closed-loop figures were made with
 
     python -m experiments.steer_closed_loop runs/gridworld_cpu --layer=2 \\
+        --orders=2-3-4-5-6-7-0-1-2-3-4-5,4-5-6-7-0-1-2-3-4-5-6-7,0-1-6-7-4-5-2-3-0-1-6-7,0-1-4-5-0-1-4-5-0-1-4-5 \\
         --out=experiments/results/gridworld_cpu_steer_closed_loop.json
 """
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import functools
 import json
 
@@ -29,6 +34,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from experiments import steer_budget
 from hrl_internal.analysis import rollout, steering
 from hrl_internal.data import expert
 from hrl_internal.envs import family, gridworld
@@ -103,8 +109,16 @@ def main() -> None:
     parser.add_argument("run", help="a run directory with pretrain and steer done")
     parser.add_argument("--layer", type=int, default=2)
     parser.add_argument("--episodes", type=int, default=1024)
+    parser.add_argument("--orders", default="",
+                        help="other colour orders, comma-separated (e.g. 2-3-4-5-6-7-0-1-2-3-4-5)")
     parser.add_argument("--out", default="", help="write the figures here as JSON")
     args = parser.parse_args()
+    orders = [o for o in args.orders.split(",") if o]
+    for order in orders:
+        try:
+            gridworld.parse_task(order)
+        except ValueError as e:
+            raise SystemExit(f"--orders: {order!r}: {e}")
     _, config = report.load_run(args.run)
     if config is None or config.env != "gridworld":
         raise SystemExit(f"steer_closed_loop: {args.run} holds no gridworld run (config.json)")
@@ -129,6 +143,16 @@ def main() -> None:
             out["expert_moves"][name][str(k)] = summary(result, post, first)
             print(name, "expert moves", k, json.dumps(out["expert_moves"][name][str(k)]),
                   flush=True)
+    out["orders"] = {}
+    for order in [post.task_set] + orders:
+        env = dataclasses.replace(post, task_set=order)
+        env.validate()
+        result, _ = rollout_with_expert_moves(key, params, controllers, 1.0, model, env,
+                                              args.layer, args.episodes, 0)
+        out["orders"][order] = {"success": float(np.mean(result.success)),
+                                "colour_success": rollout.colour_success(result),
+                                "hazard": steer_budget.hazard(result, len(env.tasks[0]))}
+        print(order, json.dumps(out["orders"][order]), flush=True)
     if args.out:
         with open(args.out, "w") as f:
             json.dump(out, f, indent=1)
