@@ -117,8 +117,9 @@ def main() -> None:
     for order in orders:
         try:
             gridworld.parse_task(order)
-        except ValueError as e:
-            raise SystemExit(f"--orders: {order!r}: {e}")
+        except ValueError:
+            raise SystemExit(f"--orders: {order!r} is not a task: colours joined by '-', whole "
+                             "pairs (e.g. 2-3-4-5-6-7-0-1-2-3-4-5)")
     _, config = report.load_run(args.run)
     if config is None or config.env != "gridworld":
         raise SystemExit(f"steer_closed_loop: {args.run} holds no gridworld run (config.json)")
