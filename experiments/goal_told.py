@@ -169,8 +169,8 @@ def main() -> None:
     if args.export and args.mode != "dropout":
         raise SystemExit("--export: only with --mode=dropout (the base must work told nothing)")
     config, eval_every = pretrain_levers.parse_overrides(args.overrides)
-    data_config = configs.from_dict(read_json(os.path.join(args.data, "config.json")))
-    if args.export and data_config != config:
+    if args.export and configs.from_dict(
+            read_json(os.path.join(args.data, "config.json"))) != config:
         raise SystemExit(f"--export: {args.data}'s config is not the cpu preset with "
                          f"{args.overrides}: the exported run would not match its config.json")
     env = config.gridworld.env_params("pretrain")

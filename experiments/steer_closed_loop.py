@@ -74,12 +74,13 @@ def rollout_with_expert_moves(key, params, controllers, scale, model, env, layer
         outputs, upper_cache = net.upper(params, upper_cache, e, model, layer)
         model_key, expert_key = jax.random.split(step_key)
         own = backbone.sample_action(model_key, outputs)
-        guided = jax.vmap(expert.expert_action, in_axes=(0, 0, None))(
-            jax.random.split(expert_key, num_episodes), state, env)
+        # One search per step serves both the expert's move and the check of the model's.
+        best = jax.vmap(expert.best_moves, in_axes=(0, None))(state, env)
+        safe = jax.vmap(expert.safe_actions, in_axes=(0, None))(state, env)
+        guided = jax.vmap(expert.choose)(jax.random.split(expert_key, num_episodes), best, safe)
         pair_start = state.progress % gridworld.COLOURS_PER_SUBGOAL == 0
-        values = jax.vmap(expert.action_values, in_axes=(0, None))(state, env)
         first = pair_start & (since == 0) & ~state.done
-        shortest = shortest + jnp.sum(first & (values[batch, own] == values.min(-1)))
+        shortest = shortest + jnp.sum(first & best[batch, own])
         starts = starts + jnp.sum(first)
         action = jnp.where(pair_start & (since < expert_moves), guided, own)
         progress = state.progress

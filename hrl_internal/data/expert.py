@@ -46,12 +46,15 @@ def safe_actions(state: EnvState, params: EnvParams) -> jax.Array:
     return stays | ~blocked[next_cells]
 
 
-def best_moves(state: EnvState, params: EnvParams) -> jax.Array:
-    """``[NUM_ACTIONS]`` bool: the moves the clean expert chooses among (uniformly)."""
-    values = action_values(state, params)
+def _best(values: jax.Array, safe: jax.Array, params: EnvParams) -> jax.Array:
     # With no route to the target (possible only when layouts are not filtered), wander safely.
     reachable = jnp.min(values) < gridworld.unreachable(params)
-    return jnp.where(reachable, values == jnp.min(values), safe_actions(state, params))
+    return jnp.where(reachable, values == jnp.min(values), safe)
+
+
+def best_moves(state: EnvState, params: EnvParams) -> jax.Array:
+    """``[NUM_ACTIONS]`` bool: the moves the clean expert chooses among (uniformly)."""
+    return _best(action_values(state, params), safe_actions(state, params), params)
 
 
 def action_probs(agent_cell: jax.Array, object_cells: jax.Array, wall_cells: jax.Array,
@@ -75,9 +78,15 @@ def expert_action(key: jax.Array, state: EnvState, params: EnvParams,
 
     Uniform among the shortest moves; with probability ``epsilon`` uniform among safe actions.
     """
-    noise_key, greedy_key, random_key = jax.random.split(key, 3)
     safe = safe_actions(state, params)
-    best = best_moves(state, params)
+    return choose(key, _best(action_values(state, params), safe, params), safe, epsilon)
+
+
+def choose(key: jax.Array, best: jax.Array, safe: jax.Array,
+           epsilon: float | jax.Array = 0.0) -> jax.Array:
+    """``expert_action`` given its move sets (``best_moves``, ``safe_actions``): for a caller that
+    needs the shortest moves as well as a draw, without a second search."""
+    noise_key, greedy_key, random_key = jax.random.split(key, 3)
     greedy = jax.random.categorical(greedy_key, jnp.where(best, 0.0, -jnp.inf))
     random = jax.random.categorical(random_key, jnp.where(safe, 0.0, -jnp.inf))
     explore = jax.random.uniform(noise_key) < epsilon

@@ -48,13 +48,16 @@ SCHEDULES = ("constant", "anneal", "cosine")
 ACTION_TARGETS = ("sample", "expert")
 
 
+def expert_probs(rows: packing.PackedRows, env: Any) -> jax.Array:
+    """``[batch, time, NUM_ACTIONS]`` the clean expert's action distribution at each slot."""
+    return jax.vmap(jax.vmap(expert.action_probs, in_axes=(0, 0, 0, 0, None)),
+                    in_axes=(0, 0, 0, 0, None))(rows.agent_cells, rows.object_cells,
+                                                rows.wall_cells, rows.colours, env)
+
+
 def expert_target_nll(action_logits: jax.Array, rows: packing.PackedRows, env: Any) -> jax.Array:
-    """``[batch, time]`` cross-entropy of the predicted actions against the clean expert's action
-    distribution at each slot (``expert.action_probs``)."""
-    probs = jax.vmap(jax.vmap(expert.action_probs, in_axes=(0, 0, 0, 0, None)),
-                     in_axes=(0, 0, 0, 0, None))(rows.agent_cells, rows.object_cells,
-                                                 rows.wall_cells, rows.colours, env)
-    return -jnp.sum(probs * jax.nn.log_softmax(action_logits), axis=-1)
+    """``[batch, time]`` cross-entropy of the predicted actions against ``expert_probs``."""
+    return -jnp.sum(expert_probs(rows, env) * jax.nn.log_softmax(action_logits), axis=-1)
 
 
 def learning_rate_schedule(peak: float, schedule: str, warmup_steps: int, total_steps: int,

@@ -100,10 +100,7 @@ def test_expert_target_is_the_expected_loss_of_a_recorded_action(tiny):
     recorded (so both targets have one minimiser). Monte Carlo over relabelled batches."""
     model, env, params = tiny["model"], tiny["env"], tiny["params"]
     batch = pretrain.sample_batch(tiny["rows"], jax.random.PRNGKey(3), 4)
-    from hrl_internal.data import expert
-    probs = jax.vmap(jax.vmap(expert.action_probs, in_axes=(0, 0, 0, 0, None)),
-                     in_axes=(0, 0, 0, 0, None))(batch.agent_cells, batch.object_cells,
-                                                 batch.wall_cells, batch.colours, env)
+    probs = pretrain.expert_probs(batch, env)
     loss = jax.jit(lambda b, t: pretrain.loss_fn(params, b, model, env, 0.0, t)[0],
                    static_argnums=1)
     draws = [loss(batch._replace(actions=jax.random.categorical(
