@@ -8,6 +8,12 @@ Codes that name subgoals reproduce the subgoal order as well under (ii) as under
 name where to go in their own layout fall to (iii). No training: it reads ``DIR`` and redraws
 ``DIR/plots/latent_codes.png`` (the same figures, so the same plot as the phase's).
 
+What the codes carry instead (``content``): linear probes (and the 10 nearest codes' vote) from
+z_t to the colour the expert heads to, the expert's move a_t, the direction of that colour from
+the agent (its larger axis: up, right, down, left) at t and at the segment's first step; each
+against its majority figure. Codes that name places and moves of their own layout read the
+direction or the move well and the colour or subgoal poorly.
+
     python -m experiments.code_meaning runs/gridworld_cpu [--variant=standard --alpha=0.1] [--out=FILE]
 """
 from __future__ import annotations
@@ -15,10 +21,50 @@ from __future__ import annotations
 import argparse
 import json
 
+import jax
+import numpy as np
+
+from experiments import code_warm_start
+from hrl_internal.analysis import latent_codes
+from hrl_internal.envs import gridworld
 from launch import report
 from launch.phases import metacontroller as meta_phase
 from launch.phases import pretrain as pretrain_phase
 from launch.rundir import RunDir
+
+
+def direction(frm: np.ndarray, to: np.ndarray, grid_size: int) -> np.ndarray:
+    """The direction of cell ``to`` from cell ``frm`` along its larger axis, as the action that
+    moves that way (``gridworld.ACTION_DELTAS``: 0 up, 1 right, 2 down, 3 left; ties: vertical)."""
+    dr = to // grid_size - frm // grid_size
+    dc = to % grid_size - frm % grid_size
+    vertical = np.abs(dr) >= np.abs(dc)
+    return np.where(vertical, np.where(dr < 0, 0, 2), np.where(dc > 0, 1, 3))
+
+
+def content_labels(rows, grid_size: int) -> dict[str, tuple[np.ndarray, int]]:
+    """Per-step labels ``[R, T]`` of packed rows, each with its number of classes."""
+    colours = np.asarray(rows.colours, int)
+    target = np.take_along_axis(np.asarray(rows.object_cells), colours[..., None], -1)[..., 0]
+    toward = direction(np.asarray(rows.agent_cells), target, grid_size)
+    starts = np.asarray(code_warm_start.segment_starts(rows))
+    steps = np.broadcast_to(np.arange(starts.shape[-1]), starts.shape)
+    first = np.maximum.accumulate(np.where(starts, steps, 0), axis=-1)
+    return {"colour": (colours, int(np.asarray(rows.object_cells).shape[-1])),
+            "move": (np.asarray(rows.actions, int), gridworld.NUM_ACTIONS),
+            "direction": (toward, 4),
+            "direction_at_segment_start": (np.take_along_axis(toward, first, -1), 4)}
+
+
+def code_content(key: jax.Array, z: np.ndarray, rows, grid_size: int) -> dict[str, dict]:
+    """``{label: {"probe_accuracy", "probe_knn_accuracy", "probe_majority"}}`` from z_t."""
+    mask = np.asarray(rows.mask, bool)
+    out = {}
+    for name, (labels, classes) in content_labels(rows, grid_size).items():
+        read = latent_codes.code_probe(key, z, labels, mask, num_classes=classes)
+        out[name] = {k: read[k] for k in ("probe_accuracy", "probe_knn_accuracy",
+                                          "probe_majority")}
+    return out
 
 
 def code_meaning(path: str, variant: str | None = None, alpha: float | None = None) -> dict:
@@ -36,8 +82,15 @@ def code_meaning(path: str, variant: str | None = None, alpha: float | None = No
     figures, beta, z = meta_phase.score(config, params, base, rows, variant, alpha)
     checks = meta_phase.latent_code_check(config, params, base, rows, z, beta, episodes, variant,
                                           run_dir.plots_dir)
+    content = code_content(jax.random.fold_in(meta_phase.meta_key(config), meta_phase.CODE_TAG),
+                           z, rows, config.gridworld.grid_size)
+    for name, read in content.items():
+        print(f"[code_meaning] z_t reads the {name.replace('_', ' ')} {read['probe_accuracy']:.3f} "
+              f"(10 nearest codes {read['probe_knn_accuracy']:.3f}, majority "
+              f"{read['probe_majority']:.3f})")
     keep = ("action_nll", "kl", "f1", "switches_per_episode", "hard_beta_nll")
-    return {"variant": variant, "alpha": alpha, **{k: figures[k] for k in keep}, **checks}
+    return {"variant": variant, "alpha": alpha, **{k: figures[k] for k in keep}, **checks,
+            "content": content}
 
 
 def main() -> None:

@@ -54,8 +54,8 @@ def codes_by_subgoal(z: np.ndarray, subgoals: np.ndarray, segments: np.ndarray,
 
 
 def code_probe(key: jax.Array, z: np.ndarray, subgoals: np.ndarray, mask: np.ndarray, *,
-               steps: int = 1_000, batch_size: int = 512, learning_rate: float = 1e-2
-               ) -> dict[str, float]:
+               steps: int = 1_000, batch_size: int = 512, learning_rate: float = 1e-2,
+               num_classes: int = NUM_SUBGOALS) -> dict[str, float]:
     """Do the codes name the subgoal as an encoding? A softmax probe from the code z_t to the
     subgoal pursued at t, trained on the first half of the rows and scored on the rest (other
     episodes): ``probe_accuracy``, against ``probe_majority`` (always the most frequent subgoal).
@@ -66,12 +66,14 @@ def code_probe(key: jax.Array, z: np.ndarray, subgoals: np.ndarray, mask: np.nda
     code dimension over the held-out steps (how many dimensions the codes use).
 
     Args (packed rows): z [R, T, n_z] integrated codes; subgoals [R, T] int; mask [R, T] bool.
+    Any other per-step label in ``[0, num_classes)`` in place of ``subgoals`` asks whether the
+    codes carry it instead (``experiments.code_meaning``: colours, moves, directions).
     """
     half = z.shape[0] // 2
     data = [probes.ProbeData(jnp.asarray(z[rows][mask[rows]][:, None, :]),
                              jnp.asarray(subgoals[rows][mask[rows]], jnp.int32))
             for rows in (slice(0, half), slice(half, None))]
-    probe = probes.train(key, data[0], num_classes=NUM_SUBGOALS, steps=steps,
+    probe = probes.train(key, data[0], num_classes=num_classes, steps=steps,
                          batch_size=batch_size, learning_rate=learning_rate)
     rng = np.random.default_rng(0)
     train_x, train_y, test_x, test_y = (np.asarray(a) for a in (
@@ -80,7 +82,7 @@ def code_probe(key: jax.Array, z: np.ndarray, subgoals: np.ndarray, mask: np.nda
     held = rng.permutation(len(test_y))[:2_000]
     distances = ((test_x[held, None, :] - train_x[None, fit, :]) ** 2).sum(-1)
     nearest = train_y[fit][np.argsort(distances, axis=1)[:, :10]]
-    votes = np.stack([(nearest == k).sum(1) for k in range(NUM_SUBGOALS)], 1)
+    votes = np.stack([(nearest == k).sum(1) for k in range(num_classes)], 1)
     return {"probe_accuracy": float(probes.accuracy(probe, data[1])[0]),
             "probe_knn_accuracy": float(np.mean(votes.argmax(1) == test_y[held])),
             "probe_code_std_by_dim": [float(x) for x in test_x.std(0)],

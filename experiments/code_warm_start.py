@@ -1,0 +1,264 @@
+"""Are codes that name subgoals a stable point of the metacontroller's objective on a finished run?
+
+The main job's metacontroller switches at the subgoal changes but its codes do not name subgoals.
+Either the objective (action NLL + α KL) prefers other codes on this base, or training from a
+random start never finds the subgoal codes. This experiment starts training *at* the subgoal
+codes and lets the objective decide:
+
+- **anchored** (``--anchor_steps``): a fresh metacontroller (the phase's initialisation and
+  config) trains on its objective plus two anchors read from the ground-truth subgoal labels, which
+  the method never sees: at each segment's first step (an episode's start or a subgoal change) μ_t
+  is pulled to a fixed code c_g = ``--code_scale`` · one-hot(g) in the first 4 of the n_z
+  dimensions (weight ``--anchor_mu``), and β_t to 1 there and to 0 at every other step (binary
+  cross-entropy, weight ``--anchor_beta``). One anchor alone asks which of the two training misses:
+  the gate alone (``--anchor_mu=0``), do the codes then name subgoals by themselves? With both
+  anchors 0 and ``--kl_floor`` > 0 the first steps are a label-free start instead (free bits).
+- **free** (``--free_steps``): the anchors are dropped and the same state trains on the objective
+  alone, as the phase would. Scored every ``--eval_every`` steps.
+
+Each score, on held-out episodes: NLL, KL per step and the objective NLL + α KL (the number
+training lowers), switch F1 and switches per episode, the subgoal read from z_t (linear probe), a
+pair reached under its own code / another pair's (``latent_codes.reach_rates``); beside them the
+run's own metacontroller at the same α (trained from its random start by the phase).
+
+Read: if the anchored codes reach a lower objective than the run's metacontroller and stay named
+through the free steps, the objective prefers codes that name subgoals and the random start misses
+them (an optimisation problem); if the objective is higher, or the codes stop naming subgoals once
+free, this base does not pay for them (the base's problem). No file of the run is changed.
+
+    python -m experiments.code_warm_start runs/gridworld_cpu --alpha=0.3 \\
+        --out=experiments/results/gridworld_cpu_code_warm_start.json
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import functools
+import json
+import tempfile
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from hrl_internal.analysis import latent_codes
+from hrl_internal.models import metacontroller
+from hrl_internal.training import metacontroller as meta_training
+from hrl_internal.training.pretrain import masked_mean, sample_batch
+from launch import report
+from launch.phases import metacontroller as meta_phase
+from launch.phases import pretrain as pretrain_phase
+from launch.rundir import RunDir
+
+VARIANT = "standard"
+
+
+def segment_starts(rows) -> jax.Array:
+    """``[..., T]`` bool: an episode's first step or a step whose subgoal differs from the last."""
+    starts = metacontroller.resets_from_segments(rows.segments)
+    changed = jnp.concatenate([jnp.zeros(rows.subgoals.shape[:-1] + (1,), bool),
+                               rows.subgoals[..., 1:] != rows.subgoals[..., :-1]], axis=-1)
+    return starts | changed
+
+
+def subgoal_code_rate(rows) -> float:
+    """The least KL per step (nats) of codes that name each segment's subgoal: the mean KL to a
+    fixed prior is at least the codes' information about the subgoal, H(g) at each segment start,
+    and nothing elsewhere (the encoder may sit on the prior where β shuts)."""
+    mask = np.asarray(rows.mask, bool)
+    starts = np.asarray(segment_starts(rows)) & mask
+    counts = np.bincount(np.asarray(rows.subgoals)[starts], minlength=latent_codes.NUM_SUBGOALS)
+    p = counts[counts > 0] / counts.sum()
+    return float(starts.sum() / mask.sum() * -(p * np.log(p)).sum())
+
+
+def subgoal_codes(latent_dim: int, scale: float) -> jax.Array:
+    """``[num_subgoals, n_z]``: c_g = scale · one-hot(g)."""
+    return scale * jnp.eye(latent_codes.NUM_SUBGOALS, latent_dim)
+
+
+def anchored_loss(params, base, rows, key, *, model, meta, env, layer, alpha, codes, anchor,
+                  kl_floor=0.0):
+    """The objective NLL + α KL, plus ``anchor[0]`` · |μ_t - c_g|² at segment starts and
+    ``anchor[1]`` · the BCE of β against the segment starts; ``anchor`` (0, 0) and ``kl_floor`` 0
+    is the phase's loss exactly. ``kl_floor`` > 0 charges α · max(KL, floor) for the batch's mean
+    KL per step ("free bits", Kingma et al. 2016): codes carry up to that rate at no cost, a
+    label-free way off the prior."""
+    out = meta_training.forward_rows(params, base, rows, key, model=model, meta=meta, env=env,
+                                     layer=layer)
+    metrics = meta_training.metrics_of(out, rows, alpha)
+    mask = rows.mask.astype(jnp.float32)
+    starts = segment_starts(rows).astype(jnp.float32)
+    mu_err = jnp.sum((out.codes.mu - codes[rows.subgoals]) ** 2, axis=-1)
+    beta = jnp.clip(out.codes.beta, 1e-6, 1 - 1e-6)
+    bce = -(starts * jnp.log(beta) + (1 - starts) * jnp.log1p(-beta))
+    metrics["anchor_mu"] = masked_mean(mu_err, mask * starts)
+    metrics["anchor_beta"] = masked_mean(bce, mask)
+    rate = jnp.maximum(metrics["kl"], kl_floor)
+    loss = (metrics["action_nll"] + alpha * rate + anchor[0] * metrics["anchor_mu"]
+            + anchor[1] * metrics["anchor_beta"])
+    return loss, metrics
+
+
+@functools.partial(jax.jit, static_argnames=("model", "meta", "env", "layer", "hyper",
+                                              "num_steps"))
+def train_steps(state, base, data, key, codes, anchor, kl_floor=0.0, *, model, meta, env, layer,
+                hyper, num_steps):
+    """``meta_training.train_steps`` with the anchored loss (the same batches and noise keys)."""
+    opt = meta_training.optimizer(hyper)
+    grad_fn = jax.value_and_grad(anchored_loss, has_aux=True)
+
+    def update(state, _):
+        batch_key, noise_key = jax.random.split(jax.random.fold_in(key, state.step))
+        batch = sample_batch(data, batch_key, hyper.batch_size)
+        (_, metrics), grads = grad_fn(state.params, base, batch, noise_key, model=model,
+                                      meta=meta, env=env, layer=layer, alpha=hyper.alpha,
+                                      codes=codes, anchor=anchor, kl_floor=kl_floor)
+        updates, opt_state = opt.update(grads, state.opt_state, state.params)
+        return meta_training.MetaState(optax.apply_updates(state.params, updates), opt_state,
+                                       state.step + 1), metrics
+
+    state, metrics = jax.lax.scan(update, state, None, length=num_steps)
+    return state, jax.tree.map(jnp.mean, metrics)
+
+
+def evaluate(config, params, base, rows, episodes, alpha) -> dict:
+    figures, beta, z = meta_phase.score(config, params, base, rows, VARIANT, alpha)
+    with tempfile.TemporaryDirectory() as plots:
+        checks = meta_phase.latent_code_check(config, params, base, rows, z, beta, episodes,
+                                              VARIANT, plots)
+    return {"nll": figures["action_nll"], "kl": figures["kl"],
+            "objective": figures["action_nll"] + alpha * figures["kl"],
+            "hard_beta_nll": figures["hard_beta_nll"], "switch_f1": figures["f1"],
+            "switches_per_episode": figures["switches_per_episode"],
+            "probe_accuracy": checks["probe_accuracy"],
+            "probe_knn_accuracy": checks["probe_knn_accuracy"],
+            "reach_own": checks["reach_matched_rate"],
+            "reach_other": checks["reach_mismatched_rate"],
+            "reach_prior": checks["reach_prior_rate"],
+            "replay_inferred_success": checks["replay_inferred_success"],
+            "replay_same_task_success": checks["replay_same_task_success"]}
+
+
+def _line(name: str, f: dict) -> str:
+    return (f"[code_warm_start] {name}: objective {f['objective']:.4f} (nll {f['nll']:.4f}, "
+            f"kl {f['kl']:.3f}), switch F1 {f['switch_f1']:.2f}, switches/ep "
+            f"{f['switches_per_episode']:.2f}, z probe {f['probe_accuracy']:.3f}, pair reached "
+            f"own/other code {f['reach_own']:.3f}/{f['reach_other']:.3f}")
+
+
+def code_warm_start(path: str, alpha: float | None, anchor_steps: int, free_steps: int,
+                    eval_every: int, code_scale: float, anchor_mu: float = 1.0,
+                    anchor_beta: float = 1.0, kl_floor: float = 0.0) -> dict:
+    results, config = report.load_run(path)
+    if config is None or config.env != "gridworld":
+        raise SystemExit(f"code_warm_start: {path} holds no gridworld run (config.json)")
+    alpha = config.meta.alphas()[0] if alpha is None else alpha
+    if alpha not in config.meta.alphas():
+        raise SystemExit(f"code_warm_start: --alpha must be one the run trained "
+                         f"({config.meta.alpha}), got {alpha}")
+    for flag, value in (("--anchor_steps", anchor_steps), ("--free_steps", free_steps),
+                        ("--eval_every", eval_every)):
+        if value <= 0:
+            raise SystemExit(f"code_warm_start: {flag} must be a positive int, got {value}")
+    for flag, value in (("--anchor_mu", anchor_mu), ("--anchor_beta", anchor_beta),
+                        ("--kl_floor", kl_floor)):
+        if value < 0:
+            raise SystemExit(f"code_warm_start: {flag} must be >= 0, got {value}")
+    run_dir = RunDir(path)
+    env, model = pretrain_phase.env_and_model(config)
+    m = config.meta
+    module = meta_training.module_config(m.module(model.d_model), m.hyper(alpha, VARIANT))
+    # Full α from the first step: the anchors, not a warm-up, keep the codes from collapsing.
+    hyper = dataclasses.replace(m.hyper(alpha, VARIANT), alpha_warmup=0)
+    base = pretrain_phase.load_params(run_dir, config)
+    train_rows = jax.tree.map(jnp.asarray, pretrain_phase.pack(
+        pretrain_phase.load_split(run_dir, config, "train"), env))
+    episodes = pretrain_phase.load_split(run_dir, config, "eval")
+    rows = pretrain_phase.pack(episodes, env)
+    codes = subgoal_codes(m.latent_dim, code_scale)
+    step = functools.partial(train_steps, model=model, meta=module, env=env, layer=m.layer,
+                             hyper=hyper)
+    key = jax.random.fold_in(meta_phase.meta_key(config), meta_phase.BATCH_TAG)
+    anchor = jnp.asarray([anchor_mu, anchor_beta], jnp.float32)
+    out = {"path": path, "alpha": alpha, "layer": m.layer, "code_scale": code_scale,
+           "anchor_mu": anchor_mu, "anchor_beta": anchor_beta, "kl_floor": kl_floor,
+           "anchor_steps": anchor_steps,
+           "free_steps": free_steps}
+    # The reference: an ideal subgoal code buys the NLL of the ground-truth-switched supervised
+    # controllers at this layer (held out) and pays at least ``subgoal_code_rate`` nats per step.
+    steer = results.get("steer", {})
+    rate = subgoal_code_rate(rows)
+    out["subgoal_code_min_kl"] = rate
+    if "heldout_steered_action_nll_by_layer" in steer:
+        steered = steer["heldout_steered_action_nll_by_layer"][m.layer]
+        out["ideal_subgoal_code"] = {"nll": steered, "kl": rate,
+                                     "objective": steered + alpha * rate}
+        print(f"[code_warm_start] an ideal subgoal code: objective >= {steered + alpha * rate:.4f} "
+              f"(the supervised controllers' nll {steered:.4f}, kl >= {rate:.3f} per step)")
+
+    own = meta_phase.load(run_dir, config, VARIANT, alpha)
+    out["run_metacontroller"] = evaluate(config, own, base, rows, episodes, alpha)
+    print(_line("the run's metacontroller", out["run_metacontroller"]), flush=True)
+
+    state = meta_phase.template(config, VARIANT, alpha)
+    t0 = time.time()
+    chunk = config.pretrain.steps_per_call
+    done = 0
+    while done < anchor_steps:
+        num = min(chunk, anchor_steps - done)
+        state, metrics = step(state, base, train_rows, key, codes, anchor, kl_floor,
+                              num_steps=num)
+        done += num
+        print(f"[code_warm_start] anchored {done}/{anchor_steps}: nll "
+              f"{float(metrics['action_nll']):.3f} kl {float(metrics['kl']):.3f} anchor μ "
+              f"{float(metrics['anchor_mu']):.3f} β {float(metrics['anchor_beta']):.3f} "
+              f"({time.time() - t0:.0f} s)", flush=True)
+    out["anchored"] = evaluate(config, state.params, base, rows, episodes, alpha)
+    print(_line("anchored", out["anchored"]), flush=True)
+
+    out["free"] = []
+    done = 0
+    while done < free_steps:
+        num = min(eval_every, free_steps - done)
+        state, metrics = step(state, base, train_rows, key, codes, jnp.zeros(2), num_steps=num)
+        done += num
+        figures = {"free_steps": done, **evaluate(config, state.params, base, rows, episodes,
+                                                  alpha)}
+        out["free"].append(figures)
+        print(_line(f"free {done}", figures) + f" ({time.time() - t0:.0f} s)", flush=True)
+    out["seconds"] = time.time() - t0
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("path")
+    parser.add_argument("--alpha", type=float, default=None,
+                        help="the KL weight (one the run trained; default its first)")
+    parser.add_argument("--anchor_steps", type=int, default=700)
+    parser.add_argument("--free_steps", type=int, default=1400)
+    parser.add_argument("--eval_every", type=int, default=350)
+    parser.add_argument("--code_scale", type=float, default=1.5,
+                        help="|c_g|, the anchored code of subgoal g")
+    parser.add_argument("--anchor_mu", type=float, default=1.0,
+                        help="weight of the code anchor (0: the codes are free from the start)")
+    parser.add_argument("--anchor_beta", type=float, default=1.0,
+                        help="weight of the gate anchor (0: the gate is free from the start)")
+    parser.add_argument("--kl_floor", type=float, default=0.0,
+                        help="in the anchored steps, charge α max(KL, floor) (free bits); with "
+                             "both anchors 0, a label-free start")
+    parser.add_argument("--out", default=None, help="also write the figures to this JSON file")
+    args = parser.parse_args()
+    figures = code_warm_start(args.path, args.alpha, args.anchor_steps, args.free_steps,
+                              args.eval_every, args.code_scale, args.anchor_mu,
+                              args.anchor_beta, args.kl_floor)
+    print(json.dumps(figures, indent=1))
+    if args.out:
+        json.dump(figures, open(args.out, "w"), indent=1)
+
+
+if __name__ == "__main__":
+    main()
