@@ -35,6 +35,7 @@ import argparse
 import dataclasses
 import functools
 import json
+import os
 import tempfile
 import time
 
@@ -142,6 +143,16 @@ def evaluate(config, params, base, rows, episodes, alpha) -> dict:
             "replay_same_task_success": checks["replay_same_task_success"]}
 
 
+def scale_edit(params, factor: float):
+    """``params`` (any tree holding the metacontroller's) with the decoder's B factor, and so every
+    edit U(z) e, multiplied by ``factor``."""
+    def in_b_factor(path) -> bool:
+        keys = [getattr(k, "key", None) for k in path]
+        return "decoder" in keys and keys[-2] == "b"
+    return jax.tree_util.tree_map_with_path(
+        lambda path, x: x * factor if in_b_factor(path) else x, params)
+
+
 def _line(name: str, f: dict) -> str:
     return (f"[code_warm_start] {name}: objective {f['objective']:.4f} (nll {f['nll']:.4f}, "
             f"kl {f['kl']:.3f}), switch F1 {f['switch_f1']:.2f}, switches/ep "
@@ -151,7 +162,8 @@ def _line(name: str, f: dict) -> str:
 
 def code_warm_start(path: str, alpha: float | None, anchor_steps: int, free_steps: int,
                     eval_every: int, code_scale: float, anchor_mu: float = 1.0,
-                    anchor_beta: float = 1.0, kl_floor: float = 0.0) -> dict:
+                    anchor_beta: float = 1.0, kl_floor: float = 0.0, edit_init: float = 1.0,
+                    save: str | None = None) -> dict:
     results, config = report.load_run(path)
     if config is None or config.env != "gridworld":
         raise SystemExit(f"code_warm_start: {path} holds no gridworld run (config.json)")
@@ -159,12 +171,16 @@ def code_warm_start(path: str, alpha: float | None, anchor_steps: int, free_step
     if alpha not in config.meta.alphas():
         raise SystemExit(f"code_warm_start: --alpha must be one the run trained "
                          f"({config.meta.alpha}), got {alpha}")
+    if save is not None and (os.path.realpath(save) == os.path.realpath(path)
+                             or not os.path.isdir(os.path.join(save, "metacontroller"))):
+        raise SystemExit(f"code_warm_start: --save must be another run directory with a "
+                         f"metacontroller phase (a copy: experiments.copy_run), got {save!r}")
     for flag, value in (("--anchor_steps", anchor_steps), ("--free_steps", free_steps),
                         ("--eval_every", eval_every)):
         if value <= 0:
             raise SystemExit(f"code_warm_start: {flag} must be a positive int, got {value}")
     for flag, value in (("--anchor_mu", anchor_mu), ("--anchor_beta", anchor_beta),
-                        ("--kl_floor", kl_floor)):
+                        ("--kl_floor", kl_floor), ("--edit_init", edit_init)):
         if value < 0:
             raise SystemExit(f"code_warm_start: {flag} must be >= 0, got {value}")
     run_dir = RunDir(path)
@@ -185,6 +201,7 @@ def code_warm_start(path: str, alpha: float | None, anchor_steps: int, free_step
     anchor = jnp.asarray([anchor_mu, anchor_beta], jnp.float32)
     out = {"path": path, "alpha": alpha, "layer": m.layer, "code_scale": code_scale,
            "anchor_mu": anchor_mu, "anchor_beta": anchor_beta, "kl_floor": kl_floor,
+           "edit_init": edit_init,
            "anchor_steps": anchor_steps,
            "free_steps": free_steps}
     # The reference: an ideal subgoal code buys the NLL of the ground-truth-switched supervised
@@ -204,6 +221,9 @@ def code_warm_start(path: str, alpha: float | None, anchor_steps: int, free_step
     print(_line("the run's metacontroller", out["run_metacontroller"]), flush=True)
 
     state = meta_phase.template(config, VARIANT, alpha)
+    # The decoder's B factor scales the initial edit |U e| / |e| (0.02) and with it how much the
+    # NLL's gradient reaches the codes; Adam's moments are still zero, so nothing else changes.
+    state = state._replace(params=scale_edit(state.params, edit_init))
     t0 = time.time()
     chunk = config.pretrain.steps_per_call
     done = 0
@@ -230,6 +250,15 @@ def code_warm_start(path: str, alpha: float | None, anchor_steps: int, free_step
         out["free"].append(figures)
         print(_line(f"free {done}", figures) + f" ({time.time() - t0:.0f} s)", flush=True)
     out["seconds"] = time.time() - t0
+    if save:
+        # Another run directory's metacontroller becomes this one (its latest checkpoint), so
+        # ``launch.main --workdir=SAVE --phases=internal_rl`` runs RL over these codes.
+        ckpt = meta_phase.checkpointer(RunDir(save), VARIANT, alpha)
+        ckpt.save(int(state.step), state)
+        ckpt.close()
+        out["saved_to"] = save
+        print(f"[code_warm_start] saved as the α {alpha:g} metacontroller of {save} "
+              f"(step {int(state.step)})")
     return out
 
 
@@ -250,11 +279,16 @@ def main() -> None:
     parser.add_argument("--kl_floor", type=float, default=0.0,
                         help="in the anchored steps, charge α max(KL, floor) (free bits); with "
                              "both anchors 0, a label-free start")
+    parser.add_argument("--save", default=None,
+                        help="a copy of the run (experiments.copy_run) whose metacontroller the "
+                             "final state replaces, for internal RL over these codes")
+    parser.add_argument("--edit_init", type=float, default=1.0,
+                        help="multiply the decoder's initial edit (|U e| / |e| = 0.02) by this")
     parser.add_argument("--out", default=None, help="also write the figures to this JSON file")
     args = parser.parse_args()
     figures = code_warm_start(args.path, args.alpha, args.anchor_steps, args.free_steps,
                               args.eval_every, args.code_scale, args.anchor_mu,
-                              args.anchor_beta, args.kl_floor)
+                              args.anchor_beta, args.kl_floor, args.edit_init, args.save)
     print(json.dumps(figures, indent=1))
     if args.out:
         json.dump(figures, open(args.out, "w"), indent=1)

@@ -52,8 +52,8 @@ def test_anchors_pull_codes_and_gate_to_the_subgoals_and_vanish_at_weight_zero(t
         num_steps=60, **common)
     _, after = loss(trained.params, anchor=both)
     assert np.isfinite(float(metrics["loss"]))
-    # Held-out: μ at the segment starts moves towards the codes (from |c|² = 2.25 at μ ≈ 0; 1.69
-    # is their mean, where a tiny base gets in 60 steps), β towards the starts.
+    # Held-out: μ at the segment starts moves towards the codes (from |c|² = 2.25 at μ ≈ 0;
+    # 1.69 is their mean, where a tiny base gets in 60 steps), β towards the starts.
     assert float(before["anchor_mu"]) > 2.0
     assert float(after["anchor_mu"]) < 0.8 * float(before["anchor_mu"])
     assert float(after["anchor_beta"]) < float(before["anchor_beta"]) - 0.1
@@ -75,3 +75,18 @@ def test_subgoal_code_rate_is_the_subgoal_entropy_per_segment_start():
                                rtol=1e-6)
     one = rows._replace(subgoals=jnp.zeros_like(rows.subgoals))
     assert code_warm_start.subgoal_code_rate(one) == 0.0
+
+
+def test_scale_edit_scales_every_edit_and_nothing_else():
+    config = metacontroller.MetacontrollerConfig(d_model=16, **META)
+    params = {"meta": metacontroller.init(jax.random.PRNGKey(0), config)}
+    scaled = code_warm_start.scale_edit(params, 10.0)
+    z = jax.random.normal(jax.random.PRNGKey(1), (4,))
+    e = jax.random.normal(jax.random.PRNGKey(2), (16,))
+    np.testing.assert_allclose(metacontroller.edit(scaled["meta"], z, e) - e,
+                               10.0 * (metacontroller.edit(params["meta"], z, e) - e), rtol=1e-4,
+                               atol=1e-6)
+    for name in ("encoder", "switch", "gru", "embedder"):
+        for a, b in zip(jax.tree.leaves(params["meta"][name]),
+                        jax.tree.leaves(scaled["meta"][name])):
+            np.testing.assert_array_equal(a, b)
