@@ -201,9 +201,7 @@ def code_warm_start(path: str, alpha: float | None, anchor_steps: int, free_step
     anchor = jnp.asarray([anchor_mu, anchor_beta], jnp.float32)
     out = {"path": path, "alpha": alpha, "layer": m.layer, "code_scale": code_scale,
            "anchor_mu": anchor_mu, "anchor_beta": anchor_beta, "kl_floor": kl_floor,
-           "edit_init": edit_init,
-           "anchor_steps": anchor_steps,
-           "free_steps": free_steps}
+           "edit_init": edit_init, "anchor_steps": anchor_steps, "free_steps": free_steps}
     # The reference: an ideal subgoal code buys the NLL of the ground-truth-switched supervised
     # controllers at this layer (held out) and pays at least ``subgoal_code_rate`` nats per step.
     steer = results.get("steer", {})
@@ -213,8 +211,9 @@ def code_warm_start(path: str, alpha: float | None, anchor_steps: int, free_step
         steered = steer["heldout_steered_action_nll_by_layer"][m.layer]
         out["ideal_subgoal_code"] = {"nll": steered, "kl": rate,
                                      "objective": steered + alpha * rate}
-        print(f"[code_warm_start] an ideal subgoal code: objective >= {steered + alpha * rate:.4f} "
-              f"(the supervised controllers' nll {steered:.4f}, kl >= {rate:.3f} per step)")
+        print(f"[code_warm_start] an ideal subgoal code (reference): objective "
+              f"{steered + alpha * rate:.4f} (the supervised controllers' nll {steered:.4f}, kl "
+              f"at least {rate:.3f} per step)")
 
     own = meta_phase.load(run_dir, config, VARIANT, alpha)
     out["run_metacontroller"] = evaluate(config, own, base, rows, episodes, alpha)
