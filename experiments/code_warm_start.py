@@ -42,12 +42,10 @@ import time
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 
-from hrl_internal.analysis import latent_codes
-from hrl_internal.models import metacontroller
+from hrl_internal.analysis import latent_codes, switching
 from hrl_internal.training import metacontroller as meta_training
-from hrl_internal.training.pretrain import masked_mean, sample_batch
+from hrl_internal.training.pretrain import masked_mean
 from launch import report
 from launch.phases import metacontroller as meta_phase
 from launch.phases import pretrain as pretrain_phase
@@ -57,11 +55,8 @@ VARIANT = "standard"
 
 
 def segment_starts(rows) -> jax.Array:
-    """``[..., T]`` bool: an episode's first step or a step whose subgoal differs from the last."""
-    starts = metacontroller.resets_from_segments(rows.segments)
-    changed = jnp.concatenate([jnp.zeros(rows.subgoals.shape[:-1] + (1,), bool),
-                               rows.subgoals[..., 1:] != rows.subgoals[..., :-1]], axis=-1)
-    return starts | changed
+    """``[..., T]`` bool: ``switching.segment_starts`` of packed rows."""
+    return switching.segment_starts(jnp.asarray(rows.subgoals), jnp.asarray(rows.segments))
 
 
 def subgoal_code_rate(rows) -> float:
@@ -81,14 +76,14 @@ def subgoal_codes(latent_dim: int, scale: float) -> jax.Array:
 
 
 def anchored_loss(params, base, rows, key, *, model, meta, env, layer, alpha, codes, anchor,
-                  kl_floor=0.0):
+                  kl_floor=0.0, noise_scale=1.0):
     """The objective NLL + α KL, plus ``anchor[0]`` · |μ_t - c_g|² at segment starts and
     ``anchor[1]`` · the BCE of β against the segment starts; ``anchor`` (0, 0) and ``kl_floor`` 0
     is the phase's loss exactly. ``kl_floor`` > 0 charges α · max(KL, floor) for the batch's mean
     KL per step ("free bits", Kingma et al. 2016): codes carry up to that rate at no cost, a
     label-free way off the prior."""
     out = meta_training.forward_rows(params, base, rows, key, model=model, meta=meta, env=env,
-                                     layer=layer)
+                                     layer=layer, noise_scale=noise_scale)
     metrics = meta_training.metrics_of(out, rows, alpha)
     mask = rows.mask.astype(jnp.float32)
     starts = segment_starts(rows).astype(jnp.float32)
@@ -101,28 +96,6 @@ def anchored_loss(params, base, rows, key, *, model, meta, env, layer, alpha, co
     loss = (metrics["action_nll"] + alpha * rate + anchor[0] * metrics["anchor_mu"]
             + anchor[1] * metrics["anchor_beta"])
     return loss, metrics
-
-
-@functools.partial(jax.jit, static_argnames=("model", "meta", "env", "layer", "hyper",
-                                              "num_steps"))
-def train_steps(state, base, data, key, codes, anchor, kl_floor=0.0, *, model, meta, env, layer,
-                hyper, num_steps):
-    """``meta_training.train_steps`` with the anchored loss (the same batches and noise keys)."""
-    opt = meta_training.optimizer(hyper)
-    grad_fn = jax.value_and_grad(anchored_loss, has_aux=True)
-
-    def update(state, _):
-        batch_key, noise_key = jax.random.split(jax.random.fold_in(key, state.step))
-        batch = sample_batch(data, batch_key, hyper.batch_size)
-        (_, metrics), grads = grad_fn(state.params, base, batch, noise_key, model=model,
-                                      meta=meta, env=env, layer=layer, alpha=hyper.alpha,
-                                      codes=codes, anchor=anchor, kl_floor=kl_floor)
-        updates, opt_state = opt.update(grads, state.opt_state, state.params)
-        return meta_training.MetaState(optax.apply_updates(state.params, updates), opt_state,
-                                       state.step + 1), metrics
-
-    state, metrics = jax.lax.scan(update, state, None, length=num_steps)
-    return state, jax.tree.map(jnp.mean, metrics)
 
 
 def evaluate(config, params, base, rows, episodes, alpha) -> dict:
@@ -195,8 +168,8 @@ def code_warm_start(path: str, alpha: float | None, anchor_steps: int, free_step
     episodes = pretrain_phase.load_split(run_dir, config, "eval")
     rows = pretrain_phase.pack(episodes, env)
     codes = subgoal_codes(m.latent_dim, code_scale)
-    step = functools.partial(train_steps, model=model, meta=module, env=env, layer=m.layer,
-                             hyper=hyper)
+    step = functools.partial(meta_training.train_steps, model=model, meta=module, env=env,
+                             layer=m.layer, hyper=hyper, loss=anchored_loss)
     key = jax.random.fold_in(meta_phase.meta_key(config), meta_phase.BATCH_TAG)
     anchor = jnp.asarray([anchor_mu, anchor_beta], jnp.float32)
     out = {"path": path, "alpha": alpha, "layer": m.layer, "code_scale": code_scale,
@@ -228,7 +201,8 @@ def code_warm_start(path: str, alpha: float | None, anchor_steps: int, free_step
     done = 0
     while done < anchor_steps:
         num = min(chunk, anchor_steps - done)
-        state, metrics = step(state, base, train_rows, key, codes, anchor, kl_floor,
+        state, metrics = step(state, base, train_rows, key,
+                              {"codes": codes, "anchor": anchor, "kl_floor": kl_floor},
                               num_steps=num)
         done += num
         print(f"[code_warm_start] anchored {done}/{anchor_steps}: nll "
@@ -242,7 +216,9 @@ def code_warm_start(path: str, alpha: float | None, anchor_steps: int, free_step
     done = 0
     while done < free_steps:
         num = min(eval_every, free_steps - done)
-        state, metrics = step(state, base, train_rows, key, codes, jnp.zeros(2), num_steps=num)
+        state, metrics = step(state, base, train_rows, key,
+                              {"codes": codes, "anchor": jnp.zeros(2), "kl_floor": 0.0},
+                              num_steps=num)
         done += num
         figures = {"free_steps": done, **evaluate(config, state.params, base, rows, episodes,
                                                   alpha)}

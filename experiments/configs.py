@@ -278,6 +278,10 @@ class MetaConfig:
     meta_steps: int = _help("optimiser steps per metacontroller", default=700)
     alpha_warmup: int = _help("steps over which α ramps up from 0 (0: full α from the start)",
                               default=500)
+    noise_warmup: int = _help(
+        "steps over which the codes' sampling noise ramps up from 0 (z̃ = μ + s σ ε, s from 0 to "
+        "1; the KL is charged in full throughout); 0: the paper's sampled codes from the start. "
+        "Not the paper's: see the README, 'Codes that name subgoals'", default=0)
     meta_batch_size: int = _help("packed rows per step", default=24)
     meta_lr: float = _help("AdamW learning rate", default=1e-3)
     meta_wd: float = _help("AdamW weight decay", default=0.03)
@@ -318,6 +322,7 @@ class MetaConfig:
         return meta_training.MetaHyper(batch_size=self.meta_batch_size, learning_rate=self.meta_lr,
                                        weight_decay=self.meta_wd, alpha=alpha, variant=variant,
                                        alpha_warmup=self.alpha_warmup,
+                                       noise_warmup=self.noise_warmup,
                                        skip_nonfinite=skip_nonfinite)
 
 
@@ -520,7 +525,8 @@ DEMO_ACTIONS = ("mean", "sample")
 # The least value of each integer field that may be 0 or less (every other one: 1), and what the
 # error says is allowed.
 _LOWER_BOUNDS = {**dict.fromkeys(("seed", "num_walls", "ant_num_walls", "layer", "switch_tolerance",
-                                  "alpha_warmup", "expert_walk_updates", "pretrain_warmup"),
+                                  "alpha_warmup", "noise_warmup", "expert_walk_updates",
+                                  "pretrain_warmup"),
                                  (0, ">= 0")),
                  "meta_seed": (-1, ">= 0, or -1 for --seed")}
 

@@ -3,10 +3,13 @@
 A *switch* is a step where β_t ≥ threshold, not counting an episode's first step (where the first
 code is always chosen). A *true boundary* is a step whose subgoal label differs from the previous
 step's in the same episode. Switches match boundaries within ``tolerance`` steps, one to one,
-greedily in time order; precision, recall and F1 follow. Host-side numpy: analysis only.
+greedily in time order; precision, recall and F1 follow. Host-side numpy: analysis only, except
+``segment_starts``, which a jitted loss reads too.
 """
 from __future__ import annotations
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 
 from hrl_internal.models.metacontroller import resets_from_segments
@@ -23,12 +26,20 @@ def switch_events(beta: np.ndarray, segments: np.ndarray, mask: np.ndarray,
         np.asarray(segments))
 
 
+def segment_starts(subgoals: jax.Array, segments: jax.Array) -> jax.Array:
+    """``[..., T]`` bool: the first step of a segment, an episode's first step or a step whose
+    subgoal label differs from the previous step's (jnp: also inside jit)."""
+    changed = jnp.concatenate([jnp.zeros(subgoals.shape[:-1] + (1,), bool),
+                               subgoals[..., 1:] != subgoals[..., :-1]], axis=-1)
+    return resets_from_segments(segments) | changed
+
+
 def true_boundaries(subgoals: np.ndarray, segments: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """``[R, T]`` bool: the subgoal label changed at this real step of an episode."""
-    subgoals, segments = np.asarray(subgoals), np.asarray(segments)
-    changed = np.zeros_like(subgoals, bool)
-    changed[:, 1:] = subgoals[:, 1:] != subgoals[:, :-1]
-    return changed & np.asarray(mask) & ~_episode_starts(segments)
+    """``[R, T]`` bool: the subgoal label changed at this real step of an episode (a segment start
+    that does not start the episode)."""
+    segments = np.asarray(segments)
+    return (np.asarray(segment_starts(jnp.asarray(subgoals), jnp.asarray(segments)))
+            & np.asarray(mask) & ~_episode_starts(segments))
 
 
 def match_counts(predicted: np.ndarray, truth: np.ndarray, segments: np.ndarray,

@@ -256,7 +256,8 @@ def kl_to_standard_normal(mu: jax.Array, log_var: jax.Array) -> jax.Array:
 
 def unroll(params: Params, e: jax.Array, resets: jax.Array, key: jax.Array,
            config: MetacontrollerConfig, *, deterministic: bool = False,
-           hard_beta_threshold: float | None = None) -> MetacontrollerOutputs:
+           hard_beta_threshold: float | None = None,
+           noise_scale: float | jax.Array = 1.0) -> MetacontrollerOutputs:
     """Runs the metacontroller over one (packed) row.
 
     Args:
@@ -264,6 +265,8 @@ def unroll(params: Params, e: jax.Array, resets: jax.Array, key: jax.Array,
       resets: [T] bool, True at each episode's first step. Step 0 always starts an episode.
       key: PRNG key for the reparameterised samples z̃_t = μ_t + σ_t ε_t.
       deterministic: use z̃_t = μ_t (evaluation); ``key`` is then unused.
+      noise_scale: z̃_t = μ_t + noise_scale · σ_t ε_t (training's noise warm-up; 1: the paper's
+        sample). The KL is of the encoder's N(μ_t, σ²_t) whatever the scale.
       hard_beta_threshold: if given, integrate with the hard gate internal RL acts under: switch
         (z_t = z̃_t) iff β_t >= threshold, else keep z_{t-1} exactly. ``beta`` still reports the
         soft gate.
@@ -280,7 +283,7 @@ def unroll(params: Params, e: jax.Array, resets: jax.Array, key: jax.Array,
                           per_episode=config.sequence_embedding == "episode")
     n_z = config.latent_dim
     eps = jnp.zeros((T * n_z,)) if deterministic else jax.random.normal(key, (T * n_z,))
-    eps = eps.reshape(T, n_z)  # drawn flat, as in ``_draw``
+    eps = eps.reshape(T, n_z) * noise_scale  # drawn flat, as in ``_draw``
     tau = config.gate_temperature
     if tau > 0 and not deterministic:
         # Logistic noise = the difference of two Gumbels: a Gumbel-sigmoid (binary concrete) β.

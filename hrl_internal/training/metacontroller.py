@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from typing import Any, NamedTuple
+from typing import Any, Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -40,6 +40,11 @@ class MetaHyper:
     # α ramps linearly from 0 over this many steps: with the full α from the start the codes
     # collapse to the prior before they carry any information (KL -> 0, β -> 0).
     alpha_warmup: int = 0
+    # The codes' sampling noise ramps linearly from 0 over this many steps (z̃ = μ + s σ ε, s from
+    # 0 to 1; the KL is charged in full throughout). Not the paper's: on the toy base the
+    # objective with sampled codes is flat between the initialisation and codes that name
+    # subgoals, and descends with z̃ = μ (``experiments.objective_path``).
+    noise_warmup: int = 0
     grad_clip: float = 1.0
     variant: str = "standard"
     skip_nonfinite: bool = False  # skip updates whose gradient is NaN/Inf (else the loop stops)
@@ -80,7 +85,8 @@ def init_state(key: jax.Array, meta: MetacontrollerConfig, model: ModelConfig,
 
 def forward(meta_params: Any, base: Any, obs: jax.Array, segments: jax.Array, key: jax.Array,
             *, model: ModelConfig, meta: MetacontrollerConfig, layer: int,
-            deterministic: bool = False, hard_beta_threshold: float | None = None) -> Forward:
+            deterministic: bool = False, hard_beta_threshold: float | None = None,
+            noise_scale: float | jax.Array = 1.0) -> Forward:
     """The base model steered by the metacontroller at ``layer``.
 
     Args:
@@ -94,7 +100,8 @@ def forward(meta_params: Any, base: Any, obs: jax.Array, segments: jax.Array, ke
     keys = jax.random.split(key, obs.shape[0])
     codes = jax.vmap(functools.partial(metacontroller.unroll, config=meta,
                                        deterministic=deterministic,
-                                       hard_beta_threshold=hard_beta_threshold),
+                                       hard_beta_threshold=hard_beta_threshold,
+                                       noise_scale=noise_scale),
                      in_axes=(None, 0, 0, 0))(meta_params, e_l, resets, keys)
     edited = jax.vmap(lambda c, e: metacontroller.controller(meta_params, c, meta)(e))(codes, e_l)
     e_top = backbone.run_blocks(base, edited, layer, model.num_layers, model, segments)
@@ -117,19 +124,22 @@ def metrics_of(out: Forward, rows: Rows, alpha: float) -> dict[str, jax.Array]:
 def forward_rows(params: Any, base: Any, rows: Rows, key: jax.Array, *,
                  model: ModelConfig, meta: MetacontrollerConfig, env: Any,
                  layer: int, deterministic: bool = False,
-                 hard_beta_threshold: float | None = None) -> Forward:
+                 hard_beta_threshold: float | None = None,
+                 noise_scale: float | jax.Array = 1.0) -> Forward:
     """``forward`` on packed rows; ``params["base"]`` (cotrain) replaces the frozen ``base``."""
     obs, _ = packing.observations(rows, env)
     return forward(params["meta"], params.get("base", base), obs, rows.segments, key,
                    model=model, meta=meta, layer=layer, deterministic=deterministic,
-                   hard_beta_threshold=hard_beta_threshold)
+                   hard_beta_threshold=hard_beta_threshold, noise_scale=noise_scale)
 
 
 def loss_fn(params: Any, base: Any, rows: Rows, key: jax.Array, *,
             model: ModelConfig, meta: MetacontrollerConfig, env: Any, layer: int,
-            alpha: float) -> tuple[jax.Array, dict[str, jax.Array]]:
-    """``(NLL + α KL, metrics)``."""
-    out = forward_rows(params, base, rows, key, model=model, meta=meta, env=env, layer=layer)
+            alpha: float, noise_scale: float | jax.Array = 1.0
+            ) -> tuple[jax.Array, dict[str, jax.Array]]:
+    """``(NLL + α KL, metrics)``; the codes sampled with ``noise_scale`` · σ."""
+    out = forward_rows(params, base, rows, key, model=model, meta=meta, env=env, layer=layer,
+                       noise_scale=noise_scale)
     metrics = metrics_of(out, rows, alpha)
     return metrics["loss"], metrics
 
@@ -141,26 +151,41 @@ def alpha_at(step: jax.Array, hyper: MetaHyper) -> jax.Array:
     return hyper.alpha * jnp.minimum(1.0, (step + 1) / hyper.alpha_warmup)
 
 
+def noise_at(step: jax.Array, hyper: MetaHyper) -> jax.Array:
+    """The codes' noise scale at ``step``: linear warm-up from 0 to 1 (1 without a warm-up)."""
+    if hyper.noise_warmup <= 0:
+        return jnp.asarray(1.0, jnp.float32)
+    return jnp.minimum(1.0, step / hyper.noise_warmup).astype(jnp.float32)
+
+
 @functools.partial(jax.jit, static_argnames=("model", "meta", "env", "layer", "hyper",
-                                              "num_steps"))
-def train_steps(state: MetaState, base: Any, data: Rows, key: jax.Array, *,
-                model: ModelConfig, meta: MetacontrollerConfig, env: Any,
-                layer: int, hyper: MetaHyper, num_steps: int
-                ) -> tuple[MetaState, dict[str, jax.Array]]:
+                                              "num_steps", "loss"))
+def train_steps(state: MetaState, base: Any, data: Rows, key: jax.Array,
+                loss_args: dict[str, Any] | None = None, *, model: ModelConfig,
+                meta: MetacontrollerConfig, env: Any, layer: int, hyper: MetaHyper,
+                num_steps: int, loss: Callable[..., tuple[jax.Array, dict[str, jax.Array]]]
+                = loss_fn) -> tuple[MetaState, dict[str, jax.Array]]:
     """``num_steps`` updates as one ``lax.scan``; step ``s`` uses ``fold_in(key, s)`` (resumable).
 
     ``base`` is a constant here: no gradient reaches it (it is not even differentiated).
+    ``loss`` (default: the phase's ``loss_fn``) takes ``loss_fn``'s arguments (α and the noise
+    scale of this step's warm-ups among them) plus the entries of
+    ``loss_args`` (a pytree of arrays) as keywords and returns ``(loss, metrics)`` with the
+    objective in ``metrics["loss"]``: an experiment adds terms to the objective without its own
+    copy of the loop (the same batches, noise keys and optimiser).
     """
     opt = optimizer(hyper)
     meta = module_config(meta, hyper)
-    grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
+    grad_fn = jax.value_and_grad(loss, has_aux=True)
+    loss_args = loss_args or {}
 
     def update(state, _):
         batch_key, noise_key = jax.random.split(jax.random.fold_in(key, state.step))
         batch = sharding.shard_batch(sample_batch(data, batch_key, hyper.batch_size))
         (_, metrics), grads = grad_fn(state.params, base, batch, noise_key, model=model,
                                       meta=meta, env=env, layer=layer,
-                                      alpha=alpha_at(state.step, hyper))
+                                      alpha=alpha_at(state.step, hyper),
+                                      noise_scale=noise_at(state.step, hyper), **loss_args)
         updates, opt_state = opt.update(grads, state.opt_state, state.params)
         metrics["grad_norm"] = optax.tree.norm(grads)
         metrics["nonfinite"] = guards.step_flags(metrics["loss"], metrics["grad_norm"])

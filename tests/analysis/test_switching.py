@@ -1,3 +1,4 @@
+import jax
 import numpy as np
 
 from hrl_internal.analysis import switching
@@ -12,6 +13,12 @@ MASK = SEGMENTS >= 0
 def test_boundaries_exclude_episode_starts_and_padding():
     truth = switching.true_boundaries(SUBGOALS, SEGMENTS, MASK)
     np.testing.assert_array_equal(np.flatnonzero(truth[0]), [3, 8])
+
+
+def test_segment_starts_add_episode_starts_and_run_under_jit():
+    starts = jax.jit(switching.segment_starts)(SUBGOALS, SEGMENTS)
+    # 0 and 6 start episodes, 3 and 8 change subgoal, 10 starts the padding.
+    np.testing.assert_array_equal(np.flatnonzero(starts[0]), [0, 3, 6, 8, 10])
 
 
 def test_perfect_gate_scores_one_and_counts_switches():

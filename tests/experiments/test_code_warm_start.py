@@ -47,9 +47,10 @@ def test_anchors_pull_codes_and_gate_to_the_subgoals_and_vanish_at_weight_zero(t
 
     both = jnp.ones(2)
     _, before = loss(state.params, anchor=both)
-    trained, metrics = code_warm_start.train_steps(
-        state, tiny["params"], tiny["rows"], jax.random.PRNGKey(1), codes, both, hyper=hyper,
-        num_steps=60, **common)
+    trained, metrics = meta_training.train_steps(
+        state, tiny["params"], tiny["rows"], jax.random.PRNGKey(1),
+        {"codes": codes, "anchor": both, "kl_floor": 0.0}, hyper=hyper, num_steps=60,
+        loss=code_warm_start.anchored_loss, **common)
     _, after = loss(trained.params, anchor=both)
     assert np.isfinite(float(metrics["loss"]))
     # Held-out: μ at the segment starts moves towards the codes (from |c|² = 2.25 at μ ≈ 0;

@@ -159,6 +159,16 @@ def test_forced_switch_variant_has_beta_one_and_z_equal_z_tilde():
     np.testing.assert_allclose(out.z, out.mu, **close)
 
 
+def test_noise_scale_scales_the_sample_about_mu_and_leaves_the_kl():
+    forced = dataclasses.replace(C, variant="forced_switch")  # z = z̃ at every step
+    full, half, none = (unroll(PARAMS, E, RESETS, KEY, forced, noise_scale=s)
+                        for s in (1.0, 0.5, 0.0))
+    np.testing.assert_array_equal(none.z, none.mu)
+    np.testing.assert_allclose(half.z - half.mu, 0.5 * (full.z - full.mu), **close)
+    assert float(jnp.abs(full.z - full.mu).max()) > 0.1
+    np.testing.assert_array_equal(full.kl, none.kl)
+
+
 def test_temporal_integration():
     out = unroll(PARAMS, E, RESETS, KEY, C, deterministic=True)
     for t in range(1, T):

@@ -92,3 +92,25 @@ def test_alpha_trades_kl_for_nll(tiny, trained_75):
         kls.append(float(metrics["kl"]))
         nlls.append(float(metrics["action_nll"]))
     assert kls[1] < kls[0] and nlls[1] > nlls[0], (kls, nlls)
+
+
+def test_noise_warmup_ramps_from_zero_and_a_custom_loss_sees_it_and_its_arguments(tiny):
+    ramp = meta_training.MetaHyper(noise_warmup=4)
+    scales = [float(meta_training.noise_at(jnp.asarray(s), ramp)) for s in (0, 2, 4, 9)]
+    assert scales == [0.0, 0.5, 1.0, 1.0]
+    assert float(meta_training.noise_at(jnp.asarray(0), meta_training.MetaHyper())) == 1.0
+
+    def recording_loss(params, base, rows, key, *, extra, **kwargs):
+        loss, metrics = meta_training.loss_fn(params, base, rows, key, **kwargs)
+        return loss + 0.0 * extra, {**metrics, "noise_scale": kwargs["noise_scale"],
+                                    "extra": extra}
+
+    meta, hyper, state = _setup(tiny)
+    hyper = dataclasses.replace(hyper, noise_warmup=4)
+    _, metrics = meta_training.train_steps(
+        state, tiny["params"], tiny["rows"], jax.random.PRNGKey(1), {"extra": jnp.asarray(2.0)},
+        model=tiny["model"], meta=meta, env=tiny["env"], layer=1, hyper=hyper, num_steps=4,
+        loss=recording_loss)
+    # The scan's steps 0..3 sample with 0, 1/4, 1/2, 3/4 of σ: their mean is 3/8.
+    np.testing.assert_allclose(float(metrics["noise_scale"]), 0.375, rtol=1e-6)
+    assert float(metrics["extra"]) == 2.0
