@@ -9,12 +9,13 @@ from absl import flags
 
 from experiments import configs
 
-RUN_FLAGS = ("workdir", "preset", "phases", "force", "devices", "distributed")
+RUN_FLAGS = ("workdir", "preset", "phases", "force", "devices", "distributed",
+             "compilation_cache")
 
 
 def define_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
-    """Defines ``--workdir --preset --phases --force --devices --distributed`` and a flag per
-    config field (default None: the preset's value)."""
+    """Defines ``--workdir --preset --phases --force --devices --distributed
+    --compilation_cache`` and a flag per config field (default None: the preset's value)."""
     flags.DEFINE_string("workdir", None, "run directory (created; holds config, artefacts, results)",
                         flag_values=flag_values)
     flags.DEFINE_string("preset", "cpu", f"one of {', '.join(configs.PRESETS)}",
@@ -30,6 +31,11 @@ def define_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
     flags.DEFINE_bool("distributed", False, "join a multi-process run first "
                       "(jax.distributed.initialize; SLURM, TPU pod slices, or JAX_COORDINATOR_"
                       "ADDRESS/JAX_NUM_PROCESSES/JAX_PROCESS_ID)", flag_values=flag_values)
+    flags.DEFINE_bool("compilation_cache", True, "keep the compiled XLA programs in the run "
+                      "directory (WORKDIR/compile_cache, one folder per process), so a resumed "
+                      "run or a rerun phase loads them instead of compiling them again; "
+                      "JAX_COMPILATION_CACHE_DIR, if set, is used instead",
+                      flag_values=flag_values)
     for name, field in _config_fields().items():
         definer = {bool: flags.DEFINE_bool, int: flags.DEFINE_integer,
                    float: flags.DEFINE_float, str: flags.DEFINE_string}[_type_of(field)]

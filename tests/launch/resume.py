@@ -22,9 +22,9 @@ def launch(*args, cwd=ROOT):
     return subprocess.run([sys.executable, "-m", "launch.main", *args], cwd=cwd, env=env,
                           capture_output=True, text=True, timeout=900)
 
-# Wall-clock figures, and the count of programs compiled (a restart loads them from the
-# persistent compilation cache instead): the only figures allowed to differ.
-VOLATILE = ("_seconds", "_per_s", "compiled_programs")
+# Wall-clock figures, and the counts of programs compiled and loaded (a restart loads from the
+# run's compilation cache what the interrupted process compiled): the only figures allowed to differ.
+VOLATILE = ("_seconds", "_per_s", "compiled_programs", "loaded_programs")
 
 
 def _start(workdir, log):
@@ -97,6 +97,16 @@ def check_kills_in_every_phase_then_rerun_equal(reference, tmp_path):
     assert final.returncode == 0, final.stderr
     assert "resuming from update 2" in final.stdout, final.stdout
 
+    # The resumed internal-RL phase loads what the killed process compiled: it compiles no more
+    # than the uninterrupted run's phase, which had the earlier phases' programs in memory
+    # (without the run's compilation cache: 169 against 36).
+    with open(os.path.join(killed, "results.json")) as f:
+        resumed_rl = json.load(f)["internal_rl"]
+    with open(os.path.join(reference, "results.json")) as f:
+        fresh_rl = json.load(f)["internal_rl"]
+    assert resumed_rl["loaded_programs"] > 0
+    assert resumed_rl["compiled_programs"] <= fresh_rl["compiled_programs"], (resumed_rl,
+                                                                              fresh_rl)
     assert _results(killed) == _results(reference)
     assert _metrics(killed) == _metrics(reference)
     import jax
