@@ -72,7 +72,7 @@ def train_objective(params, base, data, key, *, model, meta, env, layer, alpha, 
 
 def objective_path(path: str, named: str, alpha: float | None, points: int,
                    num_batches: int) -> dict:
-    results, config = report.load_run(path)
+    _, config = report.load_run(path)
     _, named_config = report.load_run(named)
     if config is None or config.env != "gridworld":
         raise SystemExit(f"objective_path: {path} holds no gridworld run (config.json)")

@@ -136,6 +136,12 @@ def main(argv: list[str]) -> None:
         run_phases(config, phases, run)
 
 
+def _programs(compiled: compile_stats.CompileTotals) -> str:
+    """``N programs``, and how many more came from the compilation cache if any did."""
+    loaded = f", {compiled.loaded} loaded from the cache" if compiled.loaded else ""
+    return f"{compiled.programs} programs{loaded}"
+
+
 def run_phases(config: configs.Config, phases: list[str], run: rundir.RunDir) -> None:
     """Runs ``phases`` in order (skipping finished ones unless ``--force``), recording each one's
     figures and compile time, then prints the results table."""
@@ -167,13 +173,11 @@ def run_phases(config: configs.Config, phases: list[str], run: rundir.RunDir) ->
         figures["loaded_programs"] = compiled.loaded
         run.merge_results(phase, figures)
         run.mark_done(phase, figures)
-        loaded = f", {compiled.loaded} loaded from the cache" if compiled.loaded else ""
         print(f"[{phase}] done in {figures[f'{phase}_seconds']:.1f}s "
-              f"(compiling {compiled.programs} programs{loaded}: {compiled.seconds:.1f}s)")
+              f"(compiling {_programs(compiled)}: {compiled.seconds:.1f}s)")
     wall, compiled = time.perf_counter() - job_start, compile_stats.totals() - job_compile
     print(f"\nthis command: {wall:.0f}s, of which compiling {compiled.seconds:.0f}s "
-          f"({compiled.seconds / max(wall, 1e-9):.0%}, {compiled.programs} programs"
-          + (f"; {compiled.loaded} loaded from the cache)" if compiled.loaded else ")"))
+          f"({compiled.seconds / max(wall, 1e-9):.0%}, {_programs(compiled)})")
     # The paper's findings against this run's figures (stored beside them, printed after them).
     results = run.results()
     judged = findings.findings(results)

@@ -45,7 +45,7 @@ def _listen(event: str, seconds: float, **_: object) -> None:
 
 def _listen_hit(event: str, **_: object) -> None:
     global _totals
-    if event == _CACHE_HIT:  # the lookup already counted as a backend compile: move it
+    if event == _CACHE_HIT:  # the lookup is also timed as a backend compile: count it as loaded
         with _lock:
             _totals = _totals._replace(programs=_totals.programs - 1,
                                        loaded=_totals.loaded + 1)
