@@ -32,7 +32,7 @@ def define_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
                       "(jax.distributed.initialize; SLURM, TPU pod slices, or JAX_COORDINATOR_"
                       "ADDRESS/JAX_NUM_PROCESSES/JAX_PROCESS_ID)", flag_values=flag_values)
     flags.DEFINE_bool("compilation_cache", True, "keep the compiled XLA programs in the run "
-                      "directory (WORKDIR/compile_cache, one folder per process), so a resumed "
+                      "directory (WORKDIR/compile_cache), so a resumed "
                       "run or a rerun phase loads them instead of compiling them again; "
                       "JAX_COMPILATION_CACHE_DIR, if set, is used instead",
                       flag_values=flag_values)

@@ -8,13 +8,17 @@ phases whose inputs changed are set aside and run again; the others are reused
 """
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import signal
 import sys
 import time
 
 import jax
+import numpy as np
 from absl import app, flags, logging
+from jax.experimental import multihost_utils
 
 from experiments import configs
 from hrl_internal.data import dataset
@@ -66,6 +70,42 @@ def data_parallel_mesh(config: configs.Config, num_devices: int) -> jax.sharding
     split.update(batch_size=config.pretrain.batch_size, meta_batch_size=config.meta.meta_batch_size)
     sharding.check_divisible(split, mesh.size)
     return mesh
+
+
+def check_processes(config: configs.Config, phases: list[str], run: rundir.RunDir) -> None:
+    """In a multi-process run (``--distributed``), before any compute: every process runs the
+    same config and phases, in a workdir that every process sees (process 0 writes the run's
+    files, the others read them). Raises the same UsageError on every process otherwise."""
+    if jax.process_count() == 1:
+        return
+    # A value only process 0 knows, written by it: a process that reads it back sees its files
+    # (a stale file from an earlier run cannot pass for it).
+    nonce = int(multihost_utils.broadcast_one_to_all(np.int32(np.random.randint(1, 2**31 - 1))))
+    token = os.path.join(run.path, ".process_check")
+    if sharding.writes_files():
+        with open(token, "w") as f:
+            f.write(str(nonce))
+    sharding.sync("process check written")
+    try:
+        with open(token) as f:
+            sees = f.read() == str(nonce)
+    except OSError:
+        sees = False
+    command = json.dumps([configs.to_dict(config), phases, FLAGS.force], sort_keys=True)
+    digest = np.frombuffer(hashlib.sha256(command.encode()).digest()[:8], np.int32)
+    rows = np.asarray(multihost_utils.process_allgather(
+        np.array([*digest, sees], np.int32)))  # [processes, 3]
+    sharding.sync("process check read")
+    if sharding.writes_files():
+        os.remove(token)
+    differ = [i for i in range(len(rows)) if (rows[i, :2] != rows[0, :2]).any()]
+    if differ:
+        raise UsageError(f"--distributed: process {differ[0]} runs another config or --phases "
+                         "than process 0; allowed: the same command on every process")
+    blind = [i for i in range(len(rows)) if not rows[i, 2]]
+    if blind:
+        raise UsageError(f"--workdir: process {blind[0]} does not see what process 0 writes in "
+                         f"{run.path}; allowed: a directory on a filesystem every process sees")
 
 
 def print_config(config: configs.Config, preset: str, workdir: str,
@@ -121,16 +161,17 @@ def main(argv: list[str]) -> None:
             sharding.initialize_distributed()
         mesh = data_parallel_mesh(config, FLAGS.devices)
         run = rundir.prepare(workdir, config, FLAGS.preset, order=tuple(phases_for(config.env)))
+        check_processes(config, phases, run)
     except (configs.ConfigError, UsageError, sharding.ShardingError) as e:
         _fail(str(e))
     if FLAGS.compilation_cache and not jax.config.jax_compilation_cache_dir:
         # A resumed run is a new process: without this it compiles again every program the
         # earlier phases had compiled in the interrupted one (the smoke preset's metacontroller
         # phase alone in a process: 200 programs, against 128 after the earlier phases). One
-        # folder per process: JAX's cache writes its files unlocked. A cache the user set
-        # (JAX_COMPILATION_CACHE_DIR) is kept.
-        compile_stats.use_persistent_cache(
-            os.path.join(run.path, "compile_cache", f"process_{jax.process_index()}"))
+        # folder for all processes of a run: JAX writes its entries from process 0 only (the
+        # others' keys name their own devices, so on a restart they compile again). A cache the
+        # user set (JAX_COMPILATION_CACHE_DIR) is kept.
+        compile_stats.use_persistent_cache(os.path.join(run.path, "compile_cache"))
     print_config(config, FLAGS.preset, run.path, mesh)
     with sharding.use(mesh):
         run_phases(config, phases, run)
@@ -173,6 +214,7 @@ def run_phases(config: configs.Config, phases: list[str], run: rundir.RunDir) ->
         figures["loaded_programs"] = compiled.loaded
         run.merge_results(phase, figures)
         run.mark_done(phase, figures)
+        sharding.sync(f"{phase} done")  # the later phases read what this one wrote
         print(f"[{phase}] done in {figures[f'{phase}_seconds']:.1f}s "
               f"(compiling {_programs(compiled)}: {compiled.seconds:.1f}s)")
     wall, compiled = time.perf_counter() - job_start, compile_stats.totals() - job_compile

@@ -11,6 +11,9 @@ Layout::
     DIR/plots/             figures
     DIR/replaced/<phase>/  a phase's outputs set aside when a changed config made it run again
 
+In a multi-process run only process 0 writes here (``sharding.writes_files``); the launcher's
+``sharding.sync`` after each step lets the others read what it wrote.
+
 A rerun with other flags reuses every phase whose inputs (``phase_inputs``: the config fields it
 reads, and those of the phases before it) are unchanged; the phases whose inputs changed are set
 aside under ``replaced/`` and run again.
@@ -28,6 +31,7 @@ from typing import Any, Sequence
 import jax
 
 from experiments import configs
+from hrl_internal.utils import sharding
 
 MIN_FREE_BYTES = 200 * 2**20
 
@@ -87,10 +91,13 @@ class RunDir:
         return os.path.exists(os.path.join(self.path, phase, "done.json"))
 
     def mark_done(self, phase: str, results: dict[str, Any]) -> None:
-        write_json(os.path.join(self.phase_dir(phase), "done.json"), results)
+        if sharding.writes_files():
+            write_json(os.path.join(self.phase_dir(phase), "done.json"), results)
 
     def record_config(self, phase: str, config: configs.Config) -> None:
         """Notes in phases.json that ``phase`` runs (or resumes) with ``config``."""
+        if not sharding.writes_files():
+            return
         path = os.path.join(self.path, "phases.json")
         held = read_json(path) if os.path.exists(path) else {}
         held[phase] = configs.to_dict(config)
@@ -128,6 +135,8 @@ class RunDir:
         return read_json(path) if os.path.exists(path) else {}
 
     def merge_results(self, phase: str, figures: dict[str, Any]) -> None:
+        if not sharding.writes_files():
+            return
         results = self.results()
         results[phase] = figures
         write_json(os.path.join(self.path, "results.json"), results)
@@ -163,7 +172,8 @@ def prepare(path: str, config: configs.Config, preset: str,
             order: Sequence[str] = tuple(PHASE_READS)) -> RunDir:
     """Creates ``path``, checks that it is writable and has room, sets aside the phases of an
     earlier run whose inputs the config changes (``order``: the run's phases in dependency
-    order), then saves the config. Raises ConfigError naming ``workdir`` on a bad directory."""
+    order), then saves the config. Raises ConfigError naming ``workdir`` on a bad directory.
+    Every process checks the directory; only process 0 changes it."""
     try:
         os.makedirs(path, exist_ok=True)
         probe = os.path.join(path, f".write-probe-{os.getpid()}")
@@ -178,6 +188,8 @@ def prepare(path: str, config: configs.Config, preset: str,
             "workdir", f"{path} has {free / 2**20:.0f} MiB free; at least "
                        f"{MIN_FREE_BYTES / 2**20:.0f} MiB are needed")
     run = RunDir(path)
+    if not sharding.writes_files():
+        return run
     config_path = os.path.join(run.path, "config.json")
     wanted = configs.to_dict(config)
     if os.path.exists(config_path):

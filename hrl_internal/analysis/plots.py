@@ -8,9 +8,17 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from hrl_internal.envs import ant_pinpad  # noqa: E402
+from hrl_internal.utils import sharding  # noqa: E402
 
 COLOURS = ("tab:red", "tab:orange", "tab:olive", "tab:green", "tab:cyan", "tab:blue",
            "tab:purple", "tab:pink", "tab:brown", "tab:gray")
+
+
+def _save(fig, path: str, dpi: int = 100) -> None:
+    """Writes ``fig`` to ``path`` (process 0 only: see ``sharding.writes_files``) and closes it."""
+    if sharding.writes_files():
+        fig.savefig(path, dpi=dpi)
+    plt.close(fig)
 
 
 def _path_on_grid(episodes, i: int, steps: int, params) -> np.ndarray:
@@ -54,8 +62,7 @@ def plot_episodes(episodes, params, path: str, count: int = 4) -> None:
         result = "solved" if episodes.success[i] else "failed"
         ax.set_title(f"task {task}\n{steps} steps, {result}", fontsize=9)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    _save(fig, path)
 
 
 def plot_curves(records: list[dict], loss_keys: list[str], accuracy_keys: list[str], path: str,
@@ -78,8 +85,7 @@ def plot_curves(records: list[dict], loss_keys: list[str], accuracy_keys: list[s
         ax.grid(alpha=0.3)
     fig.suptitle(title)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    _save(fig, path)
 
 
 def plot_by_layer(values: dict[str, list[float]], path: str, ylabel: str, title: str,
@@ -100,8 +106,7 @@ def plot_by_layer(values: dict[str, list[float]], path: str, ylabel: str, title:
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    _save(fig, path)
 
 
 def plot_switching(beta: np.ndarray, subgoals: np.ndarray, mask: np.ndarray, path: str,
@@ -125,8 +130,7 @@ def plot_switching(beta: np.ndarray, subgoals: np.ndarray, mask: np.ndarray, pat
     axes[-1, 0].set_xlabel("step (background: true subgoal)")
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    _save(fig, path)
 
 
 # Switches count as aligned with the subgoal boundaries at this F1 (launch.findings' criterion).
@@ -155,8 +159,7 @@ def plot_rate_distortion(points: list[dict], path: str) -> None:
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    _save(fig, path)
 
 
 def plot_rl_curves(curves: dict[str, dict[str, list[float]]], path: str, title: str) -> None:
@@ -182,8 +185,7 @@ def plot_rl_curves(curves: dict[str, dict[str, list[float]]], path: str, title: 
     axes[0].legend()
     fig.suptitle(title)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _save(fig, path, dpi=110)
 
 
 def plot_code_rates(code_rates: np.ndarray, prior_rates: np.ndarray, path: str) -> None:
@@ -201,5 +203,4 @@ def plot_code_rates(code_rates: np.ndarray, prior_rates: np.ndarray, path: str) 
     ax.set_title("codes injected at every switch", fontsize=10)
     fig.colorbar(image, ax=ax, label="reach rate")
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    _save(fig, path)

@@ -81,7 +81,9 @@ class Checkpointer:
         while os.path.exists(target):
             n += 1
             target = f"{source}.unreadable{n}"
-        os.replace(source, target)
+        if sharding.writes_files():
+            os.replace(source, target)
+        sharding.sync(f"checkpoint set aside {target}")
         self._manager.reload()
         return target
 

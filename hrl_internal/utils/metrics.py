@@ -12,6 +12,8 @@ import time
 import weakref
 from typing import Any
 
+from hrl_internal.utils import sharding
+
 
 def tensorboard_writer(logdir: str) -> Any | None:
     """A ``tensorboardX.SummaryWriter`` for ``logdir``, or None when tensorboardX is absent.
@@ -31,7 +33,8 @@ class MetricsWriter:
     ``truncate_after=step`` drops lines logged after ``step`` (a resumed run rewrites what the
     interrupted one logged past its last checkpoint, so the file matches an uninterrupted run).
     TensorBoard event files are append-only: there a resumed run's repeated steps show twice; the
-    JSON lines are the record.
+    JSON lines are the record. In a multi-process run only process 0 writes
+    (``sharding.writes_files``); every process reads.
     """
 
     def __init__(self, path: str, truncate_after: int | None = None):
@@ -39,12 +42,15 @@ class MetricsWriter:
         self.start = time.perf_counter()
         self._board: Any = None  # opened on the first write: a reader never creates event files
         self._board_opened = False
-        if truncate_after is not None and os.path.exists(path):
+        self.active = sharding.writes_files()
+        if self.active and truncate_after is not None and os.path.exists(path):
             kept = [r for r in self.read() if r["step"] <= truncate_after]
             with open(path, "w") as f:
                 f.writelines(json.dumps(r) + "\n" for r in kept)
 
     def write(self, step: int, metrics: dict[str, Any]) -> None:
+        if not self.active:
+            return
         values = {k: float(v) for k, v in metrics.items()}
         record = {"step": int(step), "time": round(time.perf_counter() - self.start, 3), **values}
         with open(self.path, "a") as f:

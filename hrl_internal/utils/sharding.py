@@ -9,14 +9,19 @@ additions.
 
 Multi-host: ``initialize_distributed()`` (the launcher's ``--distributed``) joins the processes
 first; ``jax.devices()`` then lists every host's devices and the same mesh spans them. Each process
-builds the same data from the same seed, so replicated inputs agree everywhere.
+builds the same data from the same seed, so replicated inputs agree everywhere. Every process runs
+every program; only process 0 writes files (``writes_files``), and ``sync`` is the point after
+which the others may read them. ``to_numpy`` fetches a result split over several processes whole.
 """
 from __future__ import annotations
 
 import contextlib
-from typing import Any, Iterator
+import os
+from typing import Any, Iterator, Mapping
 
 import jax
+import numpy as np
+from jax.experimental import multihost_utils
 from jax.sharding import NamedSharding, PartitionSpec
 
 AXIS = "batch"
@@ -93,6 +98,31 @@ def placement() -> jax.sharding.Sharding:
     return NamedSharding(mesh, PartitionSpec())
 
 
+def writes_files() -> bool:
+    """Whether this process writes the run's files: process 0 of a multi-process run (the others
+    compute the same figures and would write the same bytes to the same shared paths)."""
+    return jax.process_index() == 0
+
+
+def sync(name: str) -> None:
+    """Waits until every process of a multi-process run reaches ``sync(name)``: after it, what
+    process 0 wrote before it is there for every process to read. A no-op in one process."""
+    if jax.process_count() > 1:
+        multihost_utils.sync_global_devices(name)
+
+
+def to_numpy(tree: Any) -> Any:
+    """Host (numpy) copies of ``tree``'s arrays, whole. An array split over devices of other
+    processes (a multi-process run's per-row outputs) is gathered from them first, so every
+    process must reach this call at the same point of the program."""
+    def fetch(x):
+        if isinstance(x, jax.Array) and not x.is_fully_addressable:
+            return np.asarray(multihost_utils.process_allgather(x, tiled=True))
+        return np.asarray(x)
+
+    return jax.tree.map(fetch, tree)
+
+
 def check_divisible(sizes: dict[str, int], shards: int) -> None:
     """Raises ShardingError naming the first flag whose batch does not split over ``shards``."""
     for flag, size in sizes.items():
@@ -102,6 +132,29 @@ def check_divisible(sizes: dict[str, int], shards: int) -> None:
 
 
 def initialize_distributed() -> None:
-    """Joins a multi-process run (coordinator, process count and id from the environment: SLURM,
-    TPU pod slices and ``JAX_COORDINATOR_ADDRESS``/``JAX_NUM_PROCESSES``/``JAX_PROCESS_ID``)."""
-    jax.distributed.initialize()
+    """Joins a multi-process run. The coordinator, process count and id come from a cluster JAX
+    detects (SLURM, TPU pod slices, Open MPI) or from ``JAX_COORDINATOR_ADDRESS``,
+    ``JAX_NUM_PROCESSES`` and ``JAX_PROCESS_ID`` (``jax.distributed.initialize`` reads only the
+    first of these itself). Raises ShardingError naming the variable at fault."""
+    jax.distributed.initialize(**distributed_args(os.environ))
+
+
+def distributed_args(environ: Mapping[str, str]) -> dict[str, int]:
+    """``num_processes`` and ``process_id`` from ``JAX_NUM_PROCESSES``/``JAX_PROCESS_ID`` where
+    set (left to JAX's cluster detection where not); raises ShardingError on a bad value."""
+    args = {}
+    for name, arg in (("JAX_NUM_PROCESSES", "num_processes"), ("JAX_PROCESS_ID", "process_id")):
+        if name in environ:
+            try:
+                args[arg] = int(environ[name])
+            except ValueError:
+                args[arg] = -1
+            if args[arg] < 0:
+                raise ShardingError(f"--distributed: {name}={environ[name]!r}; allowed: an "
+                                    "integer >= 0")
+    if "num_processes" in args and "process_id" in args and not (
+            0 <= args["process_id"] < args["num_processes"]):
+        raise ShardingError(f"--distributed: JAX_PROCESS_ID={args['process_id']} with "
+                            f"JAX_NUM_PROCESSES={args['num_processes']}; allowed: 0 to "
+                            f"{args['num_processes'] - 1}")
+    return args

@@ -22,6 +22,7 @@ from hrl_internal.analysis import plots
 from hrl_internal.data import ant_dataset, ant_expert, dataset
 from hrl_internal.training import guards
 from hrl_internal.training.checkpoint import Checkpointer
+from hrl_internal.utils import sharding
 from hrl_internal.utils.metrics import MetricsWriter
 from hrl_internal.utils.progress import Progress
 from launch.phases import data as data_phase
@@ -126,7 +127,8 @@ def run(config: configs.Config, run: RunDir) -> dict[str, Any]:
                 on_chunk=progress.update, greedy=config.ant.demo_greedy)
             seconds += time.perf_counter() - start
             generated += count
-            ant_dataset.save(path, episodes, env, seed=config.seed, split=split)
+            if sharding.writes_files():
+                ant_dataset.save(path, episodes, env, seed=config.seed, split=split)
         figures[f"{split}_episodes"] = int(episodes.task_id.shape[0])
         if split == "train":
             figures.update({f"demo_{k}": v for k, v in dataset.summary(episodes).items()})

@@ -16,6 +16,7 @@ import numpy as np
 from experiments import configs
 from hrl_internal.analysis import plots
 from hrl_internal.data import dataset
+from hrl_internal.utils import sharding
 from hrl_internal.utils.progress import Progress
 from launch.rundir import RunDir
 
@@ -48,8 +49,9 @@ def run(config: configs.Config, run: RunDir) -> dict[str, Any]:
                 chunk, on_chunk=progress.update)
             seconds += time.perf_counter() - start
             generated += count
-            dataset.save(path, episodes, params, seed=config.seed, split=split,
-                         epsilon=data.epsilon)
+            if sharding.writes_files():
+                dataset.save(path, episodes, params, seed=config.seed, split=split,
+                             epsilon=data.epsilon)
         stats = dataset.summary(episodes)
         figures[f"{split}_episodes"] = episodes.num_episodes
         if split == "train":

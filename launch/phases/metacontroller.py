@@ -22,6 +22,7 @@ from hrl_internal.rl import internal_env, internal_rl, policy
 from hrl_internal.training import metacontroller as meta_training
 from hrl_internal.training import guards
 from hrl_internal.training.checkpoint import Checkpointer
+from hrl_internal.utils import sharding
 from hrl_internal.utils.metrics import MetricsWriter
 from hrl_internal.utils.progress import Progress
 from launch.phases import pretrain as pretrain_phase
@@ -112,7 +113,7 @@ def score(config: configs.Config, params: Any, base: Any, rows: Any,
         metrics, out = meta_training.evaluate(
             params, base, part, model=model, meta=m.module(model.d_model), env=env,
             layer=m.layer, hyper=m.hyper(alpha, variant))
-        return metrics, (np.asarray(out.codes.beta), np.asarray(out.codes.z))
+        return metrics, sharding.to_numpy((out.codes.beta, out.codes.z))
 
     figures, outs = pretrain_phase.evaluate_in_chunks(
         evaluate_chunk, rows, ("action_nll", "kl", pretrain_phase.quality_key(model)))

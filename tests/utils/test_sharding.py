@@ -1,7 +1,9 @@
 """Data parallelism: on 4 host devices (a subprocess with
 ``XLA_FLAGS=--xla_force_host_platform_device_count=4``), a sharded training step and a sharded RL
 update give what the single-device ones give, and their programs really split the batch. Bad
-device counts and batch sizes are refused naming the flag."""
+device counts and batch sizes are refused naming the flag. Two processes joined on localhost
+fetch a result split over both whole, and only process 0 writes files (the launcher's
+two-process run: ``tests/launch/test_main_distributed.py``)."""
 import json
 import os
 import subprocess
@@ -42,7 +44,30 @@ def test_one_device_runs_as_without_a_mesh_and_too_many_devices_are_refused():
         launcher.data_parallel_mesh(configs.preset("smoke"), jax.device_count() + 1)
 
 
-# --- the subprocess ------------------------------------------------------------------------------
+def test_two_processes_fetch_a_split_result_whole_and_only_process_0_writes(tmp_path):
+    import socket
+    with socket.socket() as s:
+        s.bind(("localhost", 0))
+        port = s.getsockname()[1]
+    procs = [subprocess.Popen(
+        [sys.executable, os.path.abspath(__file__), "two_processes", str(tmp_path)], cwd=ROOT,
+        env=dict(os.environ, PYTHONPATH=ROOT, JAX_COORDINATOR_ADDRESS=f"localhost:{port}",
+                 JAX_NUM_PROCESSES="2", JAX_PROCESS_ID=str(i)),
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for i in range(2)]
+    reports = []
+    for proc in procs:
+        stdout, stderr = proc.communicate(timeout=300)
+        assert proc.returncode == 0, stderr[-3000:]
+        reports.append(json.loads(stdout.strip().splitlines()[-1]))
+    for i, report in enumerate(reports):
+        assert report["process"] == i and report["devices"] == 2 and report["local_devices"] == 1
+        assert not report["addressable"]  # each process holds half of the rows
+        assert report["whole"] == [[r * 3 + c for c in range(3)] for r in range(8)]
+        assert report["writes_files"] == (i == 0)
+        assert report["read_after_sync"] == "written by process 0"
+
+
+# --- the subprocesses ------------------------------------------------------------------------------
 
 def _compare(run, state_of):
     """Runs ``run()`` without a mesh and over all 4 devices; the largest parameter difference,
@@ -116,5 +141,32 @@ def _subprocess_main():
     print(json.dumps(report))
 
 
+def _two_process_main(directory):
+    import jax.numpy as jnp
+    import numpy as np
+    from jax.sharding import NamedSharding, PartitionSpec
+
+    sharding.initialize_distributed()  # JAX_COORDINATOR_ADDRESS, JAX_NUM_PROCESSES, JAX_PROCESS_ID
+    mesh = sharding.batch_mesh()
+    with sharding.use(mesh):
+        rows = jax.device_put(np.arange(24.0).reshape(8, 3), NamedSharding(mesh, PartitionSpec()))
+        split = jax.jit(lambda x: sharding.shard_batch(x * 1.0))(rows)
+        whole = sharding.to_numpy({"rows": split})["rows"]
+    path = os.path.join(directory, "shared.txt")
+    if sharding.writes_files():
+        with open(path, "w") as f:
+            f.write("written by process 0")
+    sharding.sync("written")
+    print(json.dumps({"process": jax.process_index(), "devices": jax.device_count(),
+                      "local_devices": jax.local_device_count(),
+                      "addressable": split.is_fully_addressable,
+                      "whole": jnp.asarray(whole).astype(int).tolist(),
+                      "writes_files": sharding.writes_files(),
+                      "read_after_sync": open(path).read()}))
+
+
 if __name__ == "__main__":
-    _subprocess_main()
+    if sys.argv[1:2] == ["two_processes"]:
+        _two_process_main(sys.argv[2])
+    else:
+        _subprocess_main()
