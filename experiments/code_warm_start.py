@@ -45,7 +45,7 @@ import numpy as np
 
 from hrl_internal.analysis import latent_codes, switching
 from hrl_internal.training import metacontroller as meta_training
-from hrl_internal.training.pretrain import masked_mean
+from hrl_internal.training.losses import masked_mean
 from launch import report
 from launch.phases import metacontroller as meta_phase
 from launch.phases import pretrain as pretrain_phase

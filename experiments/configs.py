@@ -8,7 +8,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from hrl_internal.data import ant_expert
+from hrl_internal.training import expert_ppo
 from hrl_internal.envs import ant_pinpad, gridworld
 from hrl_internal.models import hawk
 from hrl_internal.models import transformer
@@ -98,8 +98,8 @@ class AntConfig:
     def demo_greedy(self) -> bool:
         return self.expert_demo_action == "mean"
 
-    def expert_hyper(self, skip_nonfinite: bool = False) -> ant_expert.ExpertHyper:
-        return ant_expert.ExpertHyper(
+    def expert_hyper(self, skip_nonfinite: bool = False) -> expert_ppo.ExpertHyper:
+        return expert_ppo.ExpertHyper(
             num_envs=self.expert_envs, unroll=self.expert_unroll, learning_rate=self.expert_lr,
             weight_decay=self.expert_wd, entropy=self.expert_entropy,
             alive_bonus=self.expert_alive_bonus, control_cost=self.expert_control_cost,

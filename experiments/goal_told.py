@@ -47,7 +47,7 @@ from hrl_internal.analysis import bayes, rollout
 from hrl_internal.data import dataset, packing
 from hrl_internal.envs import gridworld
 from hrl_internal.models import transformer
-from hrl_internal.training import pretrain
+from hrl_internal.training import losses, pretrain
 from launch.phases import pretrain as pretrain_phase
 from launch.rundir import RunDir, read_json, write_json
 
@@ -96,11 +96,11 @@ def loss_fn(params, rows: packing.PackedRows, model, env, told: jax.Array, obs_l
     goal = params["goal"][rows.colours.astype(jnp.int32)] * told[..., None]
     outputs, _ = transformer.apply(params["base"], obs, model, segments=rows.segments,
                                    controller=lambda e, t: e + goal, layer=0)
-    nll, obs_nll, quality = pretrain.sequence_losses(outputs, rows.actions, next_obs)
+    nll, obs_nll, quality = losses.sequence_losses(outputs, rows.actions, next_obs)
     mask = rows.mask.astype(jnp.float32)
-    action_nll = pretrain.masked_mean(nll, mask)
-    loss = action_nll + obs_loss_weight * pretrain.masked_mean(obs_nll, mask)
-    return loss, (action_nll, pretrain.masked_mean(quality["correct"], mask))
+    action_nll = losses.masked_mean(nll, mask)
+    loss = action_nll + obs_loss_weight * losses.masked_mean(obs_nll, mask)
+    return loss, (action_nll, losses.masked_mean(quality["correct"], mask))
 
 
 def told_mask(rows, key, mode: str, told_prob: float) -> jax.Array:
@@ -116,7 +116,7 @@ def train_chunk(params, opt_state, rows, step0, *, model, env, hyper, mode, told
     def update(carry, step):
         params, opt_state = carry
         key = jax.random.fold_in(jax.random.PRNGKey(BATCH_KEY), step)
-        batch = pretrain.sample_batch(rows, key, hyper.batch_size)
+        batch = packing.sample_batch(rows, key, hyper.batch_size)
         told = told_mask(batch, jax.random.fold_in(key, 1), mode, told_prob)
         (loss, _), grads = jax.value_and_grad(loss_fn, has_aux=True)(
             params, batch, model, env, told, hyper.obs_loss_weight)

@@ -35,7 +35,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from hrl_internal.training import metacontroller as meta_training
-from hrl_internal.training.pretrain import sample_batch
+from hrl_internal.data.packing import sample_batch
 from launch import report
 from launch.phases import metacontroller as meta_phase
 from launch.phases import pretrain as pretrain_phase

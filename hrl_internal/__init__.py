@@ -25,7 +25,7 @@ jit, vmap and grad), named after the paper's terms::
 
     ant_pinpad.reset(key, params, task_id=None) -> state     the MJX ant (brax), continuous actions
     ant_pinpad.step(state, action [8], params) -> state;  ant_pinpad.observe(state, params) -> obs
-    ant_expert.train_steps(state, key, *, env, hyper, num_updates) -> (state, metrics)   PPO expert
+    ant_expert.rollout(params, keys [N, 2], *, env, greedy=True) -> Rollout   the expert's episodes
     hawk.apply(params, obs [B, T, obs_size], config, *, controller=None, layer=None)
         -> ({"action_mean", "action_log_std", "obs_mean"}, residuals [B, T, L + 1, d_model])
     backbone.module(config), family.reset/observe/step: one interface over both models and envs

@@ -49,7 +49,7 @@ def _steering(r: dict[str, Any]) -> tuple[str, bool] | None:
     best = max(range(len(success)), key=success.__getitem__)
     depth = max(layers)
     middle = depth / 3 <= layers[best] <= 2 * depth / 3
-    text = (f"post-training success by layer " + ", ".join(f"{s:.3f}" for s in success)
+    text = ("post-training success by layer " + ", ".join(f"{s:.3f}" for s in success)
             + (f"; colours reached per colour attempted, best {max(colour):.2f}" if colour else ""))
     return text, success[best] >= 0.3 and middle and bool(colour) and max(colour) >= 0.9
 

@@ -22,7 +22,8 @@ from hrl_internal.envs import gridworld
 from hrl_internal.envs.gridworld import EnvParams
 from hrl_internal.models import backbone, intervention, transformer
 from hrl_internal.models.transformer import TransformerConfig
-from hrl_internal.training.pretrain import masked_mean, sample_batch, sequence_losses
+from hrl_internal.data.packing import sample_batch
+from hrl_internal.training.losses import masked_mean, sequence_losses
 
 NUM_SUBGOALS = 4
 

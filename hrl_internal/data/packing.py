@@ -145,6 +145,12 @@ def pack_dense(episodes: Any, capacity: int) -> DenseRows:
     return DenseRows(**out)
 
 
+def sample_batch(rows: PackedRows, key: jax.Array, batch_size: int) -> PackedRows:
+    """``batch_size`` rows drawn uniformly with replacement (every learner's batch). Jittable."""
+    index = jax.random.randint(key, (batch_size,), 0, rows.num_rows)
+    return jax.tree.map(lambda a: a[index], rows)
+
+
 def observations(rows: PackedRows | DenseRows, params: Any) -> tuple[jax.Array, jax.Array]:
     """``(obs, next_obs)``, each ``[R, S, obs_size]`` float32, rendered per slot. Jittable."""
     if isinstance(rows, DenseRows):

@@ -17,7 +17,7 @@ import optax
 
 from hrl_internal.rl import episodes, internal_rl, raw_action
 from hrl_internal.training import guards
-from hrl_internal.training.pretrain import clipped_adamw
+from hrl_internal.training.optim import clipped_adamw
 
 # How a method acts: on codes through the internal env, or on the base model's own actions.
 LEARNERS = {"codes": internal_rl, "actions": raw_action}

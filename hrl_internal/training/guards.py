@@ -4,7 +4,7 @@ stop (the default) or skip the offending updates.
 Every training loop (pretrain, metacontroller, RL) flags each update inside its jitted scan with
 ``step_flags`` and reduces the per-update metrics with ``summarise``; the Python loop around the
 jitted call then calls ``check`` before logging or checkpointing. Skipping is done by the
-optimiser itself (``optax.apply_if_finite`` in ``pretrain.clipped_adamw``), so a skipped update
+optimiser itself (``optax.apply_if_finite`` in ``optim.clipped_adamw``), so a skipped update
 leaves params and optimiser moments exactly as they were.
 """
 from __future__ import annotations

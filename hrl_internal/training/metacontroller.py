@@ -23,8 +23,9 @@ from hrl_internal.models.backbone import ModelConfig
 from hrl_internal.models.metacontroller import MetacontrollerConfig
 from hrl_internal.training import guards
 from hrl_internal.utils import sharding
-from hrl_internal.training.pretrain import (QUALITY_METRICS, action_terms, clipped_adamw,
-                                            masked_mean, sample_batch)
+from hrl_internal.data.packing import sample_batch
+from hrl_internal.training.losses import QUALITY_METRICS, action_terms, masked_mean
+from hrl_internal.training.optim import clipped_adamw
 
 Rows = packing.PackedRows | packing.DenseRows
 

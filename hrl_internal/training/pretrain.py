@@ -16,9 +16,9 @@ import jax.numpy as jnp
 import optax
 
 from hrl_internal.data import expert, packing
-from hrl_internal.models import backbone, hawk
+from hrl_internal.models import backbone
 from hrl_internal.models.backbone import ModelConfig
-from hrl_internal.training import guards
+from hrl_internal.training import guards, losses, optim
 from hrl_internal.utils import sharding
 
 
@@ -83,71 +83,15 @@ class TrainState(NamedTuple):
     step: jax.Array  # [] int32
 
 
-def clipped_adamw(learning_rate: optax.ScalarOrSchedule, weight_decay: float, grad_clip: float,
-                  skip_nonfinite: bool = False) -> optax.GradientTransformation:
-    """AdamW with β = (0.9, 0.999) (Table A16), after a global-norm clip (``grad_clip`` 0: none).
-    Every phase's optimiser; ``learning_rate`` a constant or an optax schedule of the step.
-
-    ``skip_nonfinite``: an update whose gradient holds a NaN/Inf changes nothing (params and
-    moments stay as they were) instead of poisoning the run.
-    """
-    opt = optax.adamw(learning_rate, b1=0.9, b2=0.999, weight_decay=weight_decay)
-    if grad_clip > 0:
-        opt = optax.chain(optax.clip_by_global_norm(grad_clip), opt)
-    if skip_nonfinite:
-        opt = optax.apply_if_finite(opt, max_consecutive_errors=guards.MAX_CONSECUTIVE_SKIPS)
-    return opt
-
-
 def optimizer(hyper: PretrainHyper) -> optax.GradientTransformation:
     lr = learning_rate_schedule(hyper.learning_rate, hyper.schedule, hyper.warmup_steps,
                                 hyper.total_steps, hyper.anneal_fraction)
-    return clipped_adamw(lr, hyper.weight_decay, hyper.grad_clip, hyper.skip_nonfinite)
+    return optim.clipped_adamw(lr, hyper.weight_decay, hyper.grad_clip, hyper.skip_nonfinite)
 
 
 def init_state(key: jax.Array, model: ModelConfig, hyper: PretrainHyper) -> TrainState:
     params = backbone.module(model).init(key, model)
     return TrainState(params, optimizer(hyper).init(params), jnp.zeros((), jnp.int32))
-
-
-def action_losses(action_logits: jax.Array, actions: jax.Array) -> tuple[jax.Array, jax.Array]:
-    """Per-step ``(action_nll, correct)``, each ``[batch, time]``."""
-    logp = jax.nn.log_softmax(action_logits)
-    action_nll = -jnp.take_along_axis(logp, actions[..., None].astype(jnp.int32), -1)[..., 0]
-    return action_nll, jnp.argmax(action_logits, -1) == actions
-
-
-def action_terms(outputs: dict[str, jax.Array], actions: jax.Array
-                 ) -> tuple[jax.Array, dict[str, jax.Array]]:
-    """Per-step ``(action_nll, quality)``, each ``[batch, time]``: ``quality`` holds ``correct``
-    (categorical actions) or ``squared_error`` (Gaussian actions, mean over action dims)."""
-    if "action_mean" in outputs:
-        squared_error = jnp.mean((outputs["action_mean"] - actions) ** 2, axis=-1)
-        return hawk.action_nll(outputs, actions), {"squared_error": squared_error}
-    action_nll, correct = action_losses(outputs["action_logits"], actions)
-    return action_nll, {"correct": correct}
-
-
-def sequence_losses(outputs: dict[str, jax.Array], actions: jax.Array, next_obs: jax.Array
-                    ) -> tuple[jax.Array, jax.Array, dict[str, jax.Array]]:
-    """Per-step ``(action_nll, obs_nll, quality)``, each ``[batch, time]`` (see ``action_terms``).
-
-    Gridworld: the next observation is a set of independent bits (per-cell one-hot channels), so
-    its negative log-likelihood is the summed binary cross-entropy. Ant: a unit-variance Gaussian
-    (``hawk.obs_nll``).
-    """
-    action_nll, quality = action_terms(outputs, actions)
-    if "obs_mean" in outputs:
-        return action_nll, hawk.obs_nll(outputs, next_obs), quality
-    obs_nll = optax.sigmoid_binary_cross_entropy(outputs["obs_logits"], next_obs).sum(-1)
-    return action_nll, obs_nll, quality
-
-
-QUALITY_METRICS = {"correct": "action_accuracy", "squared_error": "action_mse"}
-
-
-def masked_mean(x: jax.Array, mask: jax.Array) -> jax.Array:
-    return jnp.sum(x * mask) / jnp.maximum(jnp.sum(mask), 1.0)
 
 
 def loss_fn(params: Any, rows: packing.PackedRows | packing.DenseRows, model: ModelConfig,
@@ -162,22 +106,19 @@ def loss_fn(params: Any, rows: packing.PackedRows | packing.DenseRows, model: Mo
     obs, next_obs = packing.observations(rows, env)  # [B, S, obs] each
     outputs, _ = backbone.module(model).apply(params, obs, model, segments=rows.segments)
     mask = rows.mask.astype(jnp.float32)
-    action_nll, obs_nll, quality = sequence_losses(outputs, rows.actions, next_obs)
-    action_loss = masked_mean(action_nll, mask)
+    action_nll, obs_nll, quality = losses.sequence_losses(outputs, rows.actions, next_obs)
+    action_loss = losses.masked_mean(action_nll, mask)
     # With λ = 0 the observation head is dead code, and jit drops it.
-    obs_loss = masked_mean(obs_nll, mask) if obs_loss_weight else jnp.zeros(())
+    obs_loss = losses.masked_mean(obs_nll, mask) if obs_loss_weight else jnp.zeros(())
     target_loss = action_loss
     if action_target == "expert":
-        target_loss = masked_mean(expert_target_nll(outputs["action_logits"], rows, env), mask)
+        target_loss = losses.masked_mean(
+            expert_target_nll(outputs["action_logits"], rows, env), mask)
     loss = target_loss + obs_loss_weight * obs_loss
     metrics = {"loss": loss, "action_nll": action_loss, "obs_nll": obs_loss}
-    metrics.update({QUALITY_METRICS[k]: masked_mean(v, mask) for k, v in quality.items()})
+    metrics.update({losses.QUALITY_METRICS[k]: losses.masked_mean(v, mask)
+                    for k, v in quality.items()})
     return loss, metrics
-
-
-def sample_batch(rows: packing.PackedRows, key: jax.Array, batch_size: int) -> packing.PackedRows:
-    index = jax.random.randint(key, (batch_size,), 0, rows.num_rows)
-    return jax.tree.map(lambda a: a[index], rows)
 
 
 @functools.partial(jax.jit, static_argnames=("model", "env", "hyper", "num_steps"))
@@ -194,7 +135,7 @@ def train_steps(state: TrainState, data: packing.PackedRows | packing.DenseRows,
 
     def update(state, _):
         batch = sharding.shard_batch(
-            sample_batch(data, jax.random.fold_in(key, state.step), hyper.batch_size))
+            packing.sample_batch(data, jax.random.fold_in(key, state.step), hyper.batch_size))
         (_, metrics), grads = grad_fn(state.params, batch, model, env, hyper.obs_loss_weight,
                                        hyper.action_target)
         updates, opt_state = opt.update(grads, state.opt_state, state.params)

@@ -20,7 +20,7 @@ import numpy as np
 from experiments import configs
 from hrl_internal.analysis import plots
 from hrl_internal.data import ant_dataset, ant_expert, dataset
-from hrl_internal.training import guards
+from hrl_internal.training import expert_ppo, guards
 from hrl_internal.training.checkpoint import Checkpointer
 from hrl_internal.utils import sharding
 from hrl_internal.utils.metrics import MetricsWriter
@@ -35,8 +35,8 @@ def expert_checkpointer(run: RunDir) -> Checkpointer:
     return Checkpointer(os.path.join(run.phase_dir("data"), "expert", "checkpoints"))
 
 
-def expert_template(config: configs.Config) -> ant_expert.ExpertState:
-    return ant_expert.init_state(jax.random.fold_in(jax.random.PRNGKey(config.seed),
+def expert_template(config: configs.Config) -> expert_ppo.ExpertState:
+    return expert_ppo.init_state(jax.random.fold_in(jax.random.PRNGKey(config.seed),
                                                     EXPERT_INIT_TAG),
                                  config.ant.env_params("pretrain"),
                                  config.ant.expert_hyper(config.skip_nonfinite))
@@ -69,7 +69,7 @@ def train_expert(config: configs.Config, run: RunDir) -> tuple[Any, list[dict]]:
             # A call never straddles the switch of rules, so each call trains under one env.
             end = min(a.expert_updates, a.expert_walk_updates) if walking else a.expert_updates
             num = min(a.expert_updates_per_call, end - step)
-            state, metrics = ant_expert.train_steps(state, key, env=walk if walking else full,
+            state, metrics = expert_ppo.train_steps(state, key, env=walk if walking else full,
                                                     hyper=hyper, num_updates=num)
             guards.check(metrics, "data/expert", config.on_nonfinite)
             step = int(state.step)

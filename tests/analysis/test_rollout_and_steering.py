@@ -62,7 +62,7 @@ def test_steering_controllers_lower_the_steered_loss_at_every_layer(tiny):
 def test_identity_controllers_give_the_base_models_own_loss(tiny):
     from hrl_internal.data import packing
     from hrl_internal.models import transformer
-    from hrl_internal.training.pretrain import masked_mean, sequence_losses
+    from hrl_internal.training.losses import masked_mean, sequence_losses
     held = jax.tree.map(lambda a: a[:8], tiny["test_rows"])
     layers = (0, 2)
     ctrl = jax.vmap(lambda k: intervention.init_subgoal_controllers(

@@ -96,7 +96,7 @@ def _one_step(config):
 
     from hrl_internal.envs import gridworld
     from hrl_internal.models import intervention, transformer
-    from hrl_internal.training import pretrain
+    from hrl_internal.training import losses
 
     env = config.gridworld.env_params("pretrain")
     obs, state = jax.vmap(gridworld.reset, in_axes=(0, None))(
@@ -113,7 +113,7 @@ def _one_step(config):
     def loss(p):
         outputs, _ = transformer.apply(p, sequence, model, controller=lambda e, t: steer(e),
                                        layer=config.meta.layer)
-        nll, _ = pretrain.action_losses(outputs["action_logits"], jnp.zeros((2, 2), jnp.int32))
+        nll, _ = losses.action_losses(outputs["action_logits"], jnp.zeros((2, 2), jnp.int32))
         return nll.mean()
 
     value, grads = jax.value_and_grad(loss)(params)

@@ -13,7 +13,7 @@ def _random_walk(num_slots=8, start_ticks=12, max_episodes=4, max_steps=5):
     pool = episodes.initial_pool(jax.random.PRNGKey(0), env, num_slots, max_episodes)
     states = episodes.pool_entry(pool, jnp.zeros((num_slots,), jnp.int32))
     slots = episodes.start(num_slots)
-    records, starts = [], []
+    records = []
     for t in range(start_ticks + max_steps):
         actions = jax.random.randint(jax.random.PRNGKey(t + 1), (num_slots,), 0, 4)
         may = episodes.may_restart(slots, jnp.asarray(t), start_ticks, max_episodes)

@@ -5,7 +5,7 @@ import optax
 import pytest
 
 from hrl_internal.training import guards
-from hrl_internal.training.pretrain import clipped_adamw
+from hrl_internal.training.optim import clipped_adamw
 
 
 def test_summarise_names_the_first_bad_update_and_averages_the_good_ones():

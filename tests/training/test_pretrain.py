@@ -3,6 +3,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from hrl_internal.data import packing
 from hrl_internal.training import pretrain
 from hrl_internal.training.checkpoint import Checkpointer
 from hrl_internal.utils import sharding
@@ -17,7 +18,7 @@ def test_training_drives_heldout_loss_well_below_its_start(tiny):
 
 
 def test_gradients_are_finite_and_nonzero(tiny):
-    batch = pretrain.sample_batch(tiny["rows"], jax.random.PRNGKey(0), 4)
+    batch = packing.sample_batch(tiny["rows"], jax.random.PRNGKey(0), 4)
     grads = jax.jit(jax.grad(lambda p: pretrain.loss_fn(p, batch, tiny["model"], tiny["env"],
                                                         0.01)[0]))(tiny["params"])
     leaves = jax.tree.leaves(grads)
@@ -99,7 +100,7 @@ def test_expert_target_is_the_expected_loss_of_a_recorded_action(tiny):
     the loss a recorded action would give, averaged over the actions the expert could have
     recorded (so both targets have one minimiser). Monte Carlo over relabelled batches."""
     model, env, params = tiny["model"], tiny["env"], tiny["params"]
-    batch = pretrain.sample_batch(tiny["rows"], jax.random.PRNGKey(3), 4)
+    batch = packing.sample_batch(tiny["rows"], jax.random.PRNGKey(3), 4)
     probs = pretrain.expert_probs(batch, env)
     loss = jax.jit(lambda b, t: pretrain.loss_fn(params, b, model, env, 0.0, t)[0],
                    static_argnums=1)

@@ -7,6 +7,7 @@ import pytest
 
 from experiments import configs
 from hrl_internal.data import ant_expert
+from hrl_internal.training import expert_ppo
 from hrl_internal.envs import ant_pinpad
 from hrl_internal.utils import sharding
 
@@ -20,12 +21,12 @@ HYPER = SMOKE.ant.expert_hyper()
 @pytest.fixture(scope="module")
 def state():
     # Placed as the launcher places its state: the same program, hence the same cache entry.
-    return sharding.place(ant_expert.init_state(jax.random.PRNGKey(0), ENV, HYPER))
+    return sharding.place(expert_ppo.init_state(jax.random.PRNGKey(0), ENV, HYPER))
 
 
 @pytest.fixture(scope="module")
 def trained(state):
-    return ant_expert.train_steps(state, jax.random.PRNGKey(1), env=ENV, hyper=HYPER,
+    return expert_ppo.train_steps(state, jax.random.PRNGKey(1), env=ENV, hyper=HYPER,
                                   num_updates=1)
 
 
@@ -36,8 +37,8 @@ def test_gae_matches_a_direct_sum():
     done = jnp.array([[False], [True], [False], [False]])
     last = jnp.array([0.7])
     zeros = jnp.zeros_like(reward)
-    t = ant_expert.Transition(zeros, zeros, zeros, value, reward, done, done, zeros, zeros)
-    adv, target = ant_expert.gae(t, last, hyper)
+    t = expert_ppo.Transition(zeros, zeros, zeros, value, reward, done, done, zeros, zeros)
+    adv, target = expert_ppo.gae(t, last, hyper)
     # By hand: TD errors, cut at the episode end after step 1.
     v_next = np.array([0.2, 0.0, 0.3, 0.7])
     delta = np.array([1.0, 0.0, 2.0, 0.5]) + 0.9 * v_next - np.array([0.5, 0.2, -0.1, 0.3])
@@ -58,12 +59,12 @@ def test_ppo_gradient_reaches_every_parameter(state):
     mean, log_std = ant_expert.policy(state.params, obs)
     old = ant_expert.gaussian_log_prob(mean, log_std, action) - 0.05  # ratios off 1, unclipped
     zeros = jnp.zeros((n,))
-    batch = ant_expert.Transition(obs, action, old, zeros, zeros, zeros > 0, zeros > 0, zeros,
+    batch = expert_ppo.Transition(obs, action, old, zeros, zeros, zeros > 0, zeros > 0, zeros,
                                   zeros.astype(jnp.int32))
     advantage = jax.random.normal(keys[2], (n,))
     target = jax.random.normal(keys[3], (n,))
     hyper = dataclasses.replace(HYPER, entropy=0.01)
-    grads = jax.grad(lambda p: ant_expert.ppo_loss(p, batch, advantage, target, hyper)[0])(
+    grads = jax.grad(lambda p: expert_ppo.ppo_loss(p, batch, advantage, target, hyper)[0])(
         state.params)
     for path, g in jax.tree_util.tree_leaves_with_path(grads):
         assert bool(jnp.all(jnp.isfinite(g))), path
@@ -81,7 +82,7 @@ def test_training_updates_and_is_a_function_of_state_and_key(state, trained):
         assert abs(sum(ends) - 1.0) < 1e-5, "every ended episode has one cause"
     moved = jax.tree.map(lambda a, b: float(jnp.abs(a - b).max()), new.params, state.params)
     assert max(jax.tree.leaves(moved)) > 0
-    again, _ = ant_expert.train_steps(state, jax.random.PRNGKey(1), env=ENV, hyper=HYPER,
+    again, _ = expert_ppo.train_steps(state, jax.random.PRNGKey(1), env=ENV, hyper=HYPER,
                                       num_updates=1)
     for a, b in zip(jax.tree.leaves(again.params), jax.tree.leaves(new.params)):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
