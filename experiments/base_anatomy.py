@@ -32,8 +32,7 @@ from hrl_internal.analysis import bayes, rollout, steering
 from hrl_internal.data import dataset, expert
 from hrl_internal.envs import gridworld
 from hrl_internal.models import intervention, transformer
-from launch import report
-from launch.phases import pretrain as pretrain_phase
+from launch import artefacts, report
 from launch.phases import steer as steer_phase
 from launch.rundir import RunDir
 
@@ -71,14 +70,14 @@ def anatomy(path: str, num_episodes: int = 1_000, steer_layer: int | None = None
     if config is None or config.env != "gridworld":
         raise SystemExit(f"base_anatomy: {path} holds no gridworld run (config.json)")
     run = RunDir(path)
-    env, model = pretrain_phase.env_and_model(config)
-    params = pretrain_phase.load_params(run, config)
-    episodes = pretrain_phase.load_split(run, config, "eval")
+    env, model = artefacts.env_and_model(config)
+    params = artefacts.load_params(run, config)
+    episodes = artefacts.load_split(run, config, "eval")
     episodes = dataset.take(episodes, np.arange(min(num_episodes, episodes.num_episodes)))
     n = episodes.num_episodes
 
     controllers = (None if steer_layer is None
-                   else steer_phase.load_controllers(run, config, steer_layer))
+                   else artefacts.load_controllers(run, config, steer_layer))
 
     @jax.jit
     def log_probs(obs, subgoals):

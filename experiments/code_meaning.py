@@ -27,9 +27,8 @@ import numpy as np
 from experiments import code_warm_start
 from hrl_internal.analysis import latent_codes
 from hrl_internal.envs import gridworld
-from launch import report
+from launch import artefacts, report
 from launch.phases import metacontroller as meta_phase
-from launch.phases import pretrain as pretrain_phase
 from launch.rundir import RunDir
 
 
@@ -75,10 +74,10 @@ def code_meaning(path: str, variant: str | None = None, alpha: float | None = No
     m = config.meta
     variant = variant or m.variants()[0]
     alpha = m.alphas()[0] if alpha is None else alpha
-    base = pretrain_phase.load_params(run_dir, config)
-    params = meta_phase.load(run_dir, config, variant, alpha)
-    episodes = pretrain_phase.load_split(run_dir, config, "eval")
-    rows = pretrain_phase.pack(episodes, pretrain_phase.env_and_model(config)[0])
+    base = artefacts.load_params(run_dir, config)
+    params = artefacts.load_metacontroller(run_dir, config, variant, alpha)
+    episodes = artefacts.load_split(run_dir, config, "eval")
+    rows = artefacts.pack(episodes, artefacts.env_and_model(config)[0])
     figures, beta, z = meta_phase.score(config, params, base, rows, variant, alpha)
     checks = meta_phase.latent_code_check(config, params, base, rows, z, beta, episodes, variant,
                                           run_dir.plots_dir)

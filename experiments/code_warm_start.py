@@ -46,9 +46,8 @@ import numpy as np
 from hrl_internal.analysis import latent_codes, switching
 from hrl_internal.training import metacontroller as meta_training
 from hrl_internal.training.losses import masked_mean
-from launch import report
+from launch import artefacts, report
 from launch.phases import metacontroller as meta_phase
-from launch.phases import pretrain as pretrain_phase
 from launch.rundir import RunDir
 
 VARIANT = "standard"
@@ -157,16 +156,16 @@ def code_warm_start(path: str, alpha: float | None, anchor_steps: int, free_step
         if value < 0:
             raise SystemExit(f"code_warm_start: {flag} must be >= 0, got {value}")
     run_dir = RunDir(path)
-    env, model = pretrain_phase.env_and_model(config)
+    env, model = artefacts.env_and_model(config)
     m = config.meta
     module = meta_training.module_config(m.module(model.d_model), m.hyper(alpha, VARIANT))
     # Full α from the first step: the anchors, not a warm-up, keep the codes from collapsing.
     hyper = dataclasses.replace(m.hyper(alpha, VARIANT), alpha_warmup=0)
-    base = pretrain_phase.load_params(run_dir, config)
-    train_rows = jax.tree.map(jnp.asarray, pretrain_phase.pack(
-        pretrain_phase.load_split(run_dir, config, "train"), env))
-    episodes = pretrain_phase.load_split(run_dir, config, "eval")
-    rows = pretrain_phase.pack(episodes, env)
+    base = artefacts.load_params(run_dir, config)
+    train_rows = jax.tree.map(jnp.asarray, artefacts.pack(
+        artefacts.load_split(run_dir, config, "train"), env))
+    episodes = artefacts.load_split(run_dir, config, "eval")
+    rows = artefacts.pack(episodes, env)
     codes = subgoal_codes(m.latent_dim, code_scale)
     step = functools.partial(meta_training.train_steps, model=model, meta=module, env=env,
                              layer=m.layer, hyper=hyper, loss=anchored_loss)
@@ -188,7 +187,7 @@ def code_warm_start(path: str, alpha: float | None, anchor_steps: int, free_step
               f"{steered + alpha * rate:.4f} (the supervised controllers' nll {steered:.4f}, kl "
               f"at least {rate:.3f} per step)")
 
-    own = meta_phase.load(run_dir, config, VARIANT, alpha)
+    own = artefacts.load_metacontroller(run_dir, config, VARIANT, alpha)
     out["run_metacontroller"] = evaluate(config, own, base, rows, episodes, alpha)
     print(_line("the run's metacontroller", out["run_metacontroller"]), flush=True)
 
@@ -228,7 +227,7 @@ def code_warm_start(path: str, alpha: float | None, anchor_steps: int, free_step
     if save:
         # Another run directory's metacontroller becomes this one (its latest checkpoint), so
         # ``launch.main --workdir=SAVE --phases=internal_rl`` runs RL over these codes.
-        ckpt = meta_phase.checkpointer(RunDir(save), VARIANT, alpha)
+        ckpt = artefacts.meta_checkpointer(RunDir(save), VARIANT, alpha)
         ckpt.save(int(state.step), state)
         ckpt.close()
         out["saved_to"] = save

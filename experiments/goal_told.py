@@ -48,7 +48,7 @@ from hrl_internal.data import dataset, packing
 from hrl_internal.envs import gridworld
 from hrl_internal.models import transformer
 from hrl_internal.training import losses, pretrain
-from launch.phases import pretrain as pretrain_phase
+from launch import artefacts
 from launch.rundir import RunDir, read_json, write_json
 
 INIT_KEY, GOAL_KEY, BATCH_KEY, ROLLOUT_KEY = 11, 5, 12, 13
@@ -143,12 +143,12 @@ def export(run: str, data_run: str, config, base, figures: dict) -> None:
     results = read_json(os.path.join(data_run, "results.json"))
     write_json(os.path.join(run, "results.json"), {"data": results["data"], "pretrain": figures})
     run_dir = RunDir(run)
-    env, model = pretrain_phase.env_and_model(config)
+    env, model = artefacts.env_and_model(config)
     hyper = config.pretrain.hyper(config.skip_nonfinite)
     state = pretrain.init_state(jax.random.PRNGKey(0), model, hyper)
     state = state._replace(params=base, step=jnp.asarray(config.pretrain.pretrain_steps,
                                                          jnp.int32))
-    pretrain_phase.checkpointer(run_dir).save(config.pretrain.pretrain_steps, state)
+    artefacts.base_checkpointer(run_dir).save(config.pretrain.pretrain_steps, state)
     run_dir.mark_done("pretrain", figures)
 
 

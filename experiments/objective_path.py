@@ -36,9 +36,8 @@ import numpy as np
 
 from hrl_internal.training import metacontroller as meta_training
 from hrl_internal.data.packing import sample_batch
-from launch import report
+from launch import artefacts, report
 from launch.phases import metacontroller as meta_phase
-from launch.phases import pretrain as pretrain_phase
 from launch.rundir import RunDir
 
 VARIANT = "standard"
@@ -90,17 +89,17 @@ def objective_path(path: str, named: str, alpha: float | None, points: int,
     if num_batches < 1:
         raise SystemExit(f"objective_path: --num_batches must be >= 1, got {num_batches}")
     run_dir = RunDir(path)
-    env, model = pretrain_phase.env_and_model(config)
+    env, model = artefacts.env_and_model(config)
     m = config.meta
     hyper = m.hyper(alpha, VARIANT)
     module = meta_training.module_config(m.module(model.d_model), hyper)
-    base = pretrain_phase.load_params(run_dir, config)
-    train_rows = jax.tree.map(jnp.asarray, pretrain_phase.pack(
-        pretrain_phase.load_split(run_dir, config, "train"), env))
-    rows = pretrain_phase.pack(pretrain_phase.load_split(run_dir, config, "eval"), env)
+    base = artefacts.load_params(run_dir, config)
+    train_rows = jax.tree.map(jnp.asarray, artefacts.pack(
+        artefacts.load_split(run_dir, config, "train"), env))
+    rows = artefacts.pack(artefacts.load_split(run_dir, config, "eval"), env)
     ends = {"init": meta_phase.template(config, VARIANT, alpha).params,
-            "found": meta_phase.load(run_dir, config, VARIANT, alpha),
-            "named": meta_phase.load(RunDir(named), named_config, VARIANT, alpha)}
+            "found": artefacts.load_metacontroller(run_dir, config, VARIANT, alpha),
+            "named": artefacts.load_metacontroller(RunDir(named), named_config, VARIANT, alpha)}
     train_fn = jax.jit(lambda p, noise: train_objective(
         p, base, train_rows, jax.random.PRNGKey(1), model=model, meta=module, env=env,
         layer=m.layer, alpha=alpha, batch_size=hyper.batch_size, num_batches=num_batches,

@@ -28,8 +28,7 @@ import jax.numpy as jnp
 from experiments import configs
 from hrl_internal.data import dataset, packing
 from hrl_internal.training import pretrain
-from launch import sweep
-from launch.phases import pretrain as pretrain_phase
+from launch import scoring, sweep
 
 INIT_KEY, BATCH_KEY = 11, 12
 CHUNK = 100  # steps per jitted call
@@ -80,7 +79,7 @@ def main() -> None:
                                               hyper=hyper, num_steps=num)
         step = int(state.step)
         if step % eval_every == 0 or step == steps:
-            scores = pretrain_phase.evaluate_rows(state.params, held_rows, model, env)
+            scores = scoring.evaluate_rows(state.params, held_rows, model, env)
             row = {"step": step, "seconds": time.time() - start,
                    "train_action_accuracy": float(metrics["action_accuracy"]),
                    "heldout_action_accuracy": scores["action_accuracy"],

@@ -30,7 +30,7 @@ import numpy as np
 from experiments import configs
 from hrl_internal.analysis import rollout, steering
 from hrl_internal.data import packing
-from launch.phases import pretrain as pretrain_phase
+from launch import artefacts
 from launch.rundir import RunDir, read_json
 
 HELDOUT_ROWS = 64
@@ -67,11 +67,11 @@ def main() -> None:
     env = config.gridworld.env_params("pretrain")
     post = config.gridworld.env_params("posttrain")
     model = config.model.transformer(env)
-    base = pretrain_phase.load_params(run, config)
-    rows = jax.tree.map(jnp.asarray, packing.pack(pretrain_phase.load_split(run, config, "train"),
+    base = artefacts.load_params(run, config)
+    rows = jax.tree.map(jnp.asarray, packing.pack(artefacts.load_split(run, config, "train"),
                                                   env))
     held = jax.tree.map(lambda x: jnp.asarray(x[:HELDOUT_ROWS]),
-                        packing.pack(pretrain_phase.load_split(run, config, "eval"), env))
+                        packing.pack(artefacts.load_split(run, config, "eval"), env))
     key = jax.random.PRNGKey(0)
     started = time.monotonic()
     ctrl, losses = steering.train(jax.random.fold_in(jax.random.fold_in(key, 31), layer), base,

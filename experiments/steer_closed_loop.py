@@ -39,9 +39,7 @@ from hrl_internal.analysis import rollout, steering
 from hrl_internal.data import expert
 from hrl_internal.envs import family, gridworld
 from hrl_internal.models import backbone
-from launch import report
-from launch.phases import pretrain as pretrain_phase
-from launch.phases import steer as steer_phase
+from launch import artefacts, report
 from launch.rundir import RunDir
 
 SCALES = (0.5, 1.0, 1.5, 2.0, 3.0)
@@ -125,9 +123,9 @@ def main() -> None:
     if config is None or config.env != "gridworld":
         raise SystemExit(f"steer_closed_loop: {args.run} holds no gridworld run (config.json)")
     run = RunDir(args.run)
-    _, model = pretrain_phase.env_and_model(config)
-    params = pretrain_phase.load_params(run, config)
-    controllers = steer_phase.load_controllers(run, config, args.layer)
+    _, model = artefacts.env_and_model(config)
+    params = artefacts.load_params(run, config)
+    controllers = artefacts.load_controllers(run, config, args.layer)
     post = config.gridworld.env_params("posttrain")
     key = jax.random.PRNGKey(KEY)
     out: dict = {"run": args.run, "layer": args.layer, "episodes": args.episodes,

@@ -25,7 +25,7 @@ from hrl_internal.training.checkpoint import Checkpointer
 from hrl_internal.utils import sharding
 from hrl_internal.utils.metrics import MetricsWriter
 from hrl_internal.utils.progress import Progress
-from launch.phases import data as data_phase
+from launch import artefacts
 from launch.rundir import RunDir
 
 EXPERT_INIT_TAG, EXPERT_TRAIN_TAG, EXPERT_EVAL_TAG = 21, 22, 23
@@ -115,7 +115,7 @@ def run(config: configs.Config, run: RunDir) -> dict[str, Any]:
     chunk = min(data.chunk_episodes, data.train_episodes)
     seconds, generated = 0.0, 0
     for split, count in (("train", data.train_episodes), ("eval", data.eval_episodes)):
-        path = data_phase.split_path(run, split)
+        path = artefacts.split_path(run, split)
         if os.path.exists(path):
             episodes, _ = ant_dataset.load(path, env)
             print(f"[data] {split}: reusing {path}")
@@ -123,7 +123,7 @@ def run(config: configs.Config, run: RunDir) -> dict[str, Any]:
             start = time.perf_counter()
             progress = Progress(f"data/{split}", count, unit="episodes")
             episodes = ant_dataset.generate_chunked(
-                data_phase.split_key(config.seed, split), params, env, count, chunk,
+                artefacts.split_key(config.seed, split), params, env, count, chunk,
                 on_chunk=progress.update, greedy=config.ant.demo_greedy)
             seconds += time.perf_counter() - start
             generated += count

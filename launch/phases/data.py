@@ -18,15 +18,10 @@ from hrl_internal.analysis import plots
 from hrl_internal.data import dataset
 from hrl_internal.utils import sharding
 from hrl_internal.utils.progress import Progress
+from launch import artefacts
 from launch.rundir import RunDir
 
-# fold_in tags that give each split its own key stream from the master seed.
-SPLIT_TAGS = {"train": 1, "eval": 2, "posttrain_check": 3}
 POSTTRAIN_CHECK_EPISODES = 1024
-
-
-def split_path(run: RunDir, split: str) -> str:
-    return os.path.join(run.phase_dir("data"), f"{split}.npz")
 
 
 def run(config: configs.Config, run: RunDir) -> dict[str, Any]:
@@ -37,7 +32,7 @@ def run(config: configs.Config, run: RunDir) -> dict[str, Any]:
     chunk = min(data.chunk_episodes, data.train_episodes)
     seconds, generated = 0.0, 0
     for split, count in (("train", data.train_episodes), ("eval", data.eval_episodes)):
-        path = split_path(run, split)
+        path = artefacts.split_path(run, split)
         if os.path.exists(path):
             episodes, _ = dataset.load(path, params)
             print(f"[data] {split}: reusing {path}")
@@ -45,7 +40,7 @@ def run(config: configs.Config, run: RunDir) -> dict[str, Any]:
             start = time.perf_counter()
             progress = Progress(f"data/{split}", count, unit="episodes")
             episodes = dataset.generate_chunked(
-                split_key(config.seed, split), params, count, data.epsilon,
+                artefacts.split_key(config.seed, split), params, count, data.epsilon,
                 chunk, on_chunk=progress.update)
             seconds += time.perf_counter() - start
             generated += count
@@ -60,13 +55,10 @@ def run(config: configs.Config, run: RunDir) -> dict[str, Any]:
 
     # The expert on the post-training task: the ceiling for internal RL (not stored).
     post = config.gridworld.env_params("posttrain")
-    keys = jax.random.split(split_key(config.seed, "posttrain_check"), POSTTRAIN_CHECK_EPISODES)
+    keys = jax.random.split(artefacts.split_key(config.seed, "posttrain_check"),
+                            POSTTRAIN_CHECK_EPISODES)
     figures["expert_posttrain_success_rate"] = float(
         np.mean(dataset.generate(keys, post, data.epsilon).success))
     if generated:
         figures["episodes_per_s"] = generated / seconds
     return figures
-
-
-def split_key(seed: int, split: str) -> jax.Array:
-    return jax.random.fold_in(jax.random.PRNGKey(seed), SPLIT_TAGS[split])

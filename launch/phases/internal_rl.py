@@ -33,9 +33,7 @@ from hrl_internal.training.checkpoint import Checkpointer
 from hrl_internal.utils import sharding
 from hrl_internal.utils.metrics import MetricsWriter
 from hrl_internal.utils.progress import Progress
-from launch.phases import metacontroller as meta_phase
-from launch.phases import pretrain as pretrain_phase
-from launch.phases import steer as steer_phase
+from launch import artefacts
 from launch.rundir import RunDir
 
 INIT_TAG, TRAIN_TAG, INITIAL_EVAL_TAG, FINAL_EVAL_TAG, CEILING_TAG = 51, 52, 53, 54, 55
@@ -69,15 +67,15 @@ def code_policy(config: configs.Config, model: Any, meta: Any) -> policy.PolicyC
 def method(config: configs.Config, run_dir: RunDir, name: str) -> Method:
     """The learner, its static spec and frozen params for ``name``."""
     r, m = config.rl, config.meta
-    _, model = pretrain_phase.env_and_model(config)
-    base = pretrain_phase.load_params(run_dir, config)
+    _, model = artefacts.env_and_model(config)
+    base = artefacts.load_params(run_dir, config)
     slots = dict(num_slots=r.rl_slots, start_ticks=r.rl_start_ticks,
                  max_episodes=max(1, r.rl_start_ticks // 4))
     if name == "raw_action_rl":
         spec = raw_action.RawActionSpec(model, rl_env(config), **slots)
         return Method(name, "actions", spec, None, lambda key: base)
     if name == "subgoal_controllers":
-        controllers = steer_phase.load_controllers(run_dir, config, m.layer)
+        controllers = artefacts.load_controllers(run_dir, config, m.layer)
         meta = dataclasses.replace(m.module(model.d_model), latent_dim=steering.NUM_SUBGOALS)
         env_spec = internal_env.InternalEnvSpec(model, meta, rl_env(config), m.layer,
                                                 decoder="subgoal_controllers",
@@ -87,7 +85,7 @@ def method(config: configs.Config, run_dir: RunDir, name: str) -> Method:
                       lambda key: internal_rl.init_params(key, spec))
     variant = VARIANT[name]
     alpha = m.alphas()[0]
-    trained = meta_phase.load(run_dir, config, variant, alpha)
+    trained = artefacts.load_metacontroller(run_dir, config, variant, alpha)
     meta = meta_training.module_config(m.module(model.d_model), m.hyper(alpha, variant))
     env_spec = internal_env.InternalEnvSpec(
         model, meta, rl_env(config), m.layer, m.beta_threshold,
@@ -187,13 +185,13 @@ def ceiling(config: configs.Config, run_dir: RunDir, key: jax.Array) -> dict[str
     at the RL layer (gridworld runs whose steer phase is done and trained that layer; else
     nothing)."""
     r, m = config.rl, config.meta
-    _, model = pretrain_phase.env_and_model(config)
+    _, model = artefacts.env_and_model(config)
     if (config.env != "gridworld" or not run_dir.is_done("steer")
             or m.layer not in config.analysis.layers(model.num_layers)):
         return {}
-    controllers = steer_phase.load_controllers(run_dir, config, m.layer)
+    controllers = artefacts.load_controllers(run_dir, config, m.layer)
     episodes = max(r.rl_eval_episodes, 512)
-    steered = steering.steered_rollout(key, pretrain_phase.load_params(run_dir, config),
+    steered = steering.steered_rollout(key, artefacts.load_params(run_dir, config),
                                        controllers, model, rl_env(config), m.layer, episodes)
     success = float(np.mean(steered.success))
     print(f"[internal_rl] ground-truth-switched subgoal controllers at layer {m.layer}: success "

@@ -21,11 +21,10 @@ from hrl_internal.data import packing
 from hrl_internal.rl import internal_env, internal_rl, policy
 from hrl_internal.training import metacontroller as meta_training
 from hrl_internal.training import guards
-from hrl_internal.training.checkpoint import Checkpointer
 from hrl_internal.utils import sharding
 from hrl_internal.utils.metrics import MetricsWriter
 from hrl_internal.utils.progress import Progress
-from launch.phases import pretrain as pretrain_phase
+from launch import artefacts, scoring
 from launch.rundir import RunDir
 
 INIT_TAG, BATCH_TAG, CODE_TAG, REPLAY_TAG = 41, 42, 43, 44
@@ -35,46 +34,27 @@ LATENT_CHECK_TICKS = 50  # ticks per slot starting episodes, per code and task
 PLOTTED_EPISODES = 5
 
 
-def run_name(variant: str, alpha: float) -> str:
-    return f"{variant}_a{alpha:g}"
-
-
 def meta_key(config: configs.Config) -> jax.Array:
     """The root key of everything random in this phase: ``--meta_seed``, or the run's seed."""
     return jax.random.PRNGKey(config.meta.seed(config.seed))
 
 
-def checkpointer(run_dir: RunDir, variant: str, alpha: float) -> Checkpointer:
-    return Checkpointer(os.path.join(run_dir.phase_dir("metacontroller"),
-                                     run_name(variant, alpha), "checkpoints"))
-
-
 def template(config: configs.Config, variant: str, alpha: float) -> meta_training.MetaState:
-    env, model = pretrain_phase.env_and_model(config)
-    return meta_training.init_state(
-        jax.random.fold_in(meta_key(config), INIT_TAG),
-        config.meta.module(model.d_model), model,
-        config.meta.hyper(alpha, variant, config.skip_nonfinite))
-
-
-def load(run_dir: RunDir, config: configs.Config, variant: str | None = None,
-         alpha: float | None = None) -> Any:
-    """A trained metacontroller's params (``{"meta": ..., ["base": ...]}``); default: the main one."""
-    variant = variant or config.meta.variants()[0]
-    alpha = config.meta.alphas()[0] if alpha is None else alpha
-    return checkpointer(run_dir, variant, alpha).restore(template(config, variant, alpha)).params
+    """The fresh state this phase trains from."""
+    return artefacts.meta_template(config, variant, alpha,
+                                   jax.random.fold_in(meta_key(config), INIT_TAG))
 
 
 def train_one(config: configs.Config, run_dir: RunDir, base: Any, rows: Any,
               variant: str, alpha: float) -> meta_training.MetaState:
-    env, model = pretrain_phase.env_and_model(config)
+    env, model = artefacts.env_and_model(config)
     m, p = config.meta, config.pretrain
     hyper = m.hyper(alpha, variant, config.skip_nonfinite)
     module = m.module(model.d_model)
-    ckpt = checkpointer(run_dir, variant, alpha)
+    ckpt = artefacts.meta_checkpointer(run_dir, variant, alpha)
     state, resumed = ckpt.restore_or(template(config, variant, alpha))
     start = int(state.step)
-    name = run_name(variant, alpha)
+    name = artefacts.meta_run_name(variant, alpha)
     if resumed:
         print(f"[metacontroller/{name}] resuming from step {start}")
     writer = MetricsWriter(os.path.join(run_dir.phase_dir("metacontroller"), name,
@@ -106,7 +86,7 @@ def train_one(config: configs.Config, run_dir: RunDir, base: Any, rows: Any,
 def score(config: configs.Config, params: Any, base: Any, rows: Any,
           variant: str, alpha: float) -> tuple[dict[str, float], np.ndarray, np.ndarray]:
     """Held-out NLL, KL and switching scores, β ``[rows, T]`` and codes ``[rows, T, n_z]``."""
-    env, model = pretrain_phase.env_and_model(config)
+    env, model = artefacts.env_and_model(config)
     m = config.meta
 
     def evaluate_chunk(part):
@@ -115,8 +95,8 @@ def score(config: configs.Config, params: Any, base: Any, rows: Any,
             layer=m.layer, hyper=m.hyper(alpha, variant))
         return metrics, sharding.to_numpy((out.codes.beta, out.codes.z))
 
-    figures, outs = pretrain_phase.evaluate_in_chunks(
-        evaluate_chunk, rows, ("action_nll", "kl", pretrain_phase.quality_key(model)))
+    figures, outs = scoring.evaluate_in_chunks(
+        evaluate_chunk, rows, ("action_nll", "kl", scoring.quality_key(model)))
     beta = np.concatenate([b for b, _ in outs])[:rows.num_rows]
     z = np.concatenate([c for _, c in outs])[:rows.num_rows]
     figures.update(switching.switch_scores(beta, rows.subgoals, rows.segments, rows.mask,
@@ -131,11 +111,11 @@ def score(config: configs.Config, params: Any, base: Any, rows: Any,
             layer=m.layer, hyper=m.hyper(alpha, variant), hard_beta_threshold=m.beta_threshold)
         return metrics, None
 
-    hard, _ = pretrain_phase.evaluate_in_chunks(
-        evaluate_hard, rows, ("action_nll", pretrain_phase.quality_key(model)))
+    hard, _ = scoring.evaluate_in_chunks(
+        evaluate_hard, rows, ("action_nll", scoring.quality_key(model)))
     figures["hard_beta_nll"] = hard["action_nll"]
-    figures["hard_beta_" + pretrain_phase.quality_key(model)] = hard[
-        pretrain_phase.quality_key(model)]
+    figures["hard_beta_" + scoring.quality_key(model)] = hard[
+        scoring.quality_key(model)]
     return figures, beta, z
 
 
@@ -154,14 +134,14 @@ def _episode_views(rows: Any, beta: np.ndarray, count: int):
 
 
 def run(config: configs.Config, run_dir: RunDir) -> dict[str, Any]:
-    env, model = pretrain_phase.env_and_model(config)
-    quality = pretrain_phase.quality_key(model)
+    env, model = artefacts.env_and_model(config)
+    quality = scoring.quality_key(model)
     m = config.meta
-    base = pretrain_phase.load_params(run_dir, config)
-    train_rows = jax.tree.map(jnp.asarray, pretrain_phase.pack(
-        pretrain_phase.load_split(run_dir, config, "train"), env))
-    eval_episodes = pretrain_phase.load_split(run_dir, config, "eval")
-    eval_rows = pretrain_phase.pack(eval_episodes, env)
+    base = artefacts.load_params(run_dir, config)
+    train_rows = jax.tree.map(jnp.asarray, artefacts.pack(
+        artefacts.load_split(run_dir, config, "train"), env))
+    eval_episodes = artefacts.load_split(run_dir, config, "eval")
+    eval_rows = artefacts.pack(eval_episodes, env)
     sweep = []
     main = None
     for variant in m.variants():
@@ -173,7 +153,7 @@ def run(config: configs.Config, run_dir: RunDir) -> dict[str, Any]:
                      "kl": figures["kl"], "switch_f1": figures["f1"],
                      "switches_per_episode": figures["switches_per_episode"]}
             sweep.append(point)
-            print(f"[metacontroller/{run_name(variant, alpha)}] held-out nll {point['nll']:.4f} "
+            print(f"[metacontroller/{artefacts.meta_run_name(variant, alpha)}] held-out nll {point['nll']:.4f} "
                   f"(hard β {point['hard_beta_nll']:.4f}) "
                   f"kl {point['kl']:.3f} switch F1 {point['switch_f1']:.3f} "
                   f"switches/episode {point['switches_per_episode']:.2f} "
@@ -181,7 +161,7 @@ def run(config: configs.Config, run_dir: RunDir) -> dict[str, Any]:
             views = _episode_views(eval_rows, beta, PLOTTED_EPISODES)
             plots.plot_switching(
                 views["beta"], views["subgoals"], views["mask"],
-                os.path.join(run_dir.plots_dir, f"beta_{run_name(variant, alpha)}.png"),
+                os.path.join(run_dir.plots_dir, f"beta_{artefacts.meta_run_name(variant, alpha)}.png"),
                 title=f"switching gate β, {variant}, α={alpha:g} (held-out episodes)",
                 threshold=m.beta_threshold)
             if main is None:
@@ -217,7 +197,7 @@ def latent_code_check(config: configs.Config, params: Any, base: Any, rows: pack
     """Codes collected per subgoal, injected at every switch on single-pair tasks (App. B.3.2);
     expert episodes replayed from their start with the codes inferred for them."""
     m, r = config.meta, config.rl
-    env, model = pretrain_phase.env_and_model(config)
+    env, model = artefacts.env_and_model(config)
     codes, counts = latent_codes.codes_by_subgoal(z, np.asarray(rows.subgoals),
                                                   np.asarray(rows.segments), np.asarray(rows.mask))
     meta = meta_training.module_config(m.module(model.d_model), m.hyper(0.0, variant))

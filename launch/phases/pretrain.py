@@ -16,97 +16,14 @@ import numpy as np
 
 from experiments import configs
 from hrl_internal.analysis import bayes, plots, rollout
-from hrl_internal.data import ant_dataset, dataset, packing
 from hrl_internal.envs import family
-from hrl_internal.models import backbone
 from hrl_internal.training import guards, pretrain
-from hrl_internal.training.checkpoint import Checkpointer
 from hrl_internal.utils.metrics import MetricsWriter
 from hrl_internal.utils.progress import Progress
-from launch.phases import data as data_phase
+from launch import artefacts, scoring
 from launch.rundir import RunDir
 
 INIT_TAG, BATCH_TAG, ROLLOUT_TAG = 11, 12, 13
-EVAL_ROWS = 256  # held-out rows scored after every call (the full set at the end)
-
-
-def load_split(run: RunDir, config: configs.Config, split: str) -> Any:
-    """Host episodes of a data split (``dataset.Episodes``; the ant's ``ant_expert.Rollout``)."""
-    path = data_phase.split_path(run, split)
-    if config.env == "ant":
-        return ant_dataset.load(path, config.ant.env_params("pretrain"))[0]
-    return dataset.load(path, config.gridworld.env_params("pretrain"))[0]
-
-
-def env_and_model(config: configs.Config) -> tuple[Any, Any]:
-    """The pretraining environment's parameters and the base model's config."""
-    if config.env == "ant":
-        env = config.ant.env_params("pretrain")
-        return env, config.model.hawk(env)
-    env = config.gridworld.env_params("pretrain")
-    return env, config.model.transformer(env)
-
-
-def pack(episodes: Any, env: Any) -> packing.PackedRows | packing.DenseRows:
-    if isinstance(episodes, dataset.Episodes):
-        return packing.pack(episodes, env)
-    return packing.pack_dense(episodes, env.max_steps)
-
-
-def checkpointer(run: RunDir) -> Checkpointer:
-    return Checkpointer(os.path.join(run.phase_dir("pretrain"), "checkpoints"))
-
-
-def load_params(run: RunDir, config: configs.Config) -> Any:
-    """The trained base model's parameters (the latest pretrain checkpoint)."""
-    _, model = env_and_model(config)
-    template = pretrain.init_state(jax.random.PRNGKey(0), model,
-                                   config.pretrain.hyper(config.skip_nonfinite))
-    return checkpointer(run).restore(template).params
-
-
-def evaluate_in_chunks(evaluate_chunk: Any, rows: packing.PackedRows, keys: tuple[str, ...],
-                       chunk: int = EVAL_ROWS) -> tuple[dict[str, float], list[Any]]:
-    """Step-weighted means of ``keys`` over all ``rows``, ``chunk`` rows per call.
-
-    Every call sees the same shape (one compilation): the last chunk is padded with repeats of its
-    final row whose mask is cleared, so they count for nothing. ``evaluate_chunk(part)`` returns
-    ``(metrics with "num_steps", extra)``; the extras come back per chunk, padding included.
-    """
-    totals = dict.fromkeys(keys, 0.0)
-    extras = []
-    steps = 0.0
-    for start in range(0, rows.num_rows, chunk):
-        metrics, extra = evaluate_chunk(chunk_of(rows, start, chunk))
-        n = float(metrics["num_steps"])
-        for k in keys:
-            totals[k] += float(metrics[k]) * n
-        steps += n
-        extras.append(extra)
-    return {k: v / max(steps, 1.0) for k, v in totals.items()}, extras
-
-
-def chunk_of(rows: Any, start: int, chunk: int) -> Any:
-    """Rows ``start .. start + chunk``, padded past the end with repeats of the last row whose
-    mask is cleared: every chunk has one shape, so one compiled program scores them all."""
-    index = np.minimum(np.arange(start, start + chunk), rows.num_rows - 1)
-    part = jax.tree.map(lambda a: a[index], rows)
-    valid = np.arange(start, start + chunk) < rows.num_rows
-    return part._replace(mask=part.mask & valid[:, None])
-
-
-def evaluate_rows(params: Any, rows: packing.PackedRows | packing.DenseRows, model, env
-                  ) -> dict[str, float]:
-    """Step-weighted held-out action NLL and accuracy (ant: mean squared error) over ``rows``."""
-    means, _ = evaluate_in_chunks(
-        lambda part: (pretrain.evaluate(params, part, model=model, env=env), None), rows,
-        ("action_nll", quality_key(model)), chunk=min(EVAL_ROWS, rows.num_rows))
-    return means
-
-
-def quality_key(model: Any) -> str:
-    """The per-step action metric: accuracy (categorical actions) or mean squared error."""
-    return "action_mse" if backbone.is_continuous(model) else "action_accuracy"
 
 
 def bayes_reference(figures: dict[str, Any]) -> dict[str, tuple[float, float]]:
@@ -118,22 +35,24 @@ def bayes_reference(figures: dict[str, Any]) -> dict[str, tuple[float, float]]:
 
 
 def run(config: configs.Config, run_dir: RunDir) -> dict[str, Any]:
-    env, model = env_and_model(config)
+    env, model = artefacts.env_and_model(config)
     p = config.pretrain
     hyper = p.hyper(config.skip_nonfinite)
-    train_rows = jax.tree.map(jnp.asarray, pack(load_split(run_dir, config, "train"), env))
-    eval_episodes = load_split(run_dir, config, "eval")
-    eval_rows = pack(eval_episodes, env)
-    quality = quality_key(model)
+    train_rows = jax.tree.map(
+        jnp.asarray, artefacts.pack(artefacts.load_split(run_dir, config, "train"), env))
+    eval_episodes = artefacts.load_split(run_dir, config, "eval")
+    eval_rows = artefacts.pack(eval_episodes, env)
+    quality = scoring.quality_key(model)
     # The held-out rows scored after every call, shaped like the final scoring's chunks.
     probe_rows = jax.tree.map(jnp.asarray,
-                              chunk_of(eval_rows, 0, min(EVAL_ROWS, eval_rows.num_rows)))
+                              scoring.chunk_of(eval_rows, 0,
+                                               min(scoring.EVAL_ROWS, eval_rows.num_rows)))
     print(f"[pretrain] {train_rows.num_rows} packed rows of {env.max_steps} slots "
           f"({float(jnp.mean(train_rows.mask)):.0%} filled), batch {p.batch_size} rows")
 
     seed_key = jax.random.PRNGKey(config.seed)
     template = pretrain.init_state(jax.random.fold_in(seed_key, INIT_TAG), model, hyper)
-    ckpt = checkpointer(run_dir)
+    ckpt = artefacts.base_checkpointer(run_dir)
     state, resumed = ckpt.restore_or(template)
     start_step = int(state.step)
     if resumed:
@@ -166,7 +85,7 @@ def run(config: configs.Config, run_dir: RunDir) -> dict[str, Any]:
         ckpt.save(int(logged.step), logged)
         raise
 
-    final = evaluate_rows(state.params, eval_rows, model, env)
+    final = scoring.evaluate_rows(state.params, eval_rows, model, env)
     figures = {"steps": int(state.step), "heldout_action_nll": final["action_nll"],
                f"heldout_{quality}": final[quality]}
     if config.env == "gridworld":

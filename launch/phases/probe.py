@@ -11,7 +11,7 @@ import numpy as np
 from experiments import configs
 from hrl_internal.analysis import bayes, plots, probes
 from hrl_internal.data import packing
-from launch.phases import pretrain as pretrain_phase
+from launch import artefacts
 from launch.rundir import RunDir
 
 PROBE_TAG = 21
@@ -21,12 +21,12 @@ def run(config: configs.Config, run_dir: RunDir) -> dict[str, Any]:
     env = config.gridworld.env_params("pretrain")
     model = config.model.transformer(env)
     a = config.analysis
-    params = pretrain_phase.load_params(run_dir, config)
-    train_rows = packing.pack(pretrain_phase.load_split(run_dir, config, "train"), env)
+    params = artefacts.load_params(run_dir, config)
+    train_rows = packing.pack(artefacts.load_split(run_dir, config, "train"), env)
     # A random subset: packing orders rows by episode length, so the first rows are the longest.
     pick = np.random.default_rng(config.seed).permutation(train_rows.num_rows)[:a.probe_rows]
     train_rows = jax.tree.map(lambda x: jnp.asarray(x[pick]), train_rows)
-    eval_episodes = pretrain_phase.load_split(run_dir, config, "eval")
+    eval_episodes = artefacts.load_split(run_dir, config, "eval")
     test_rows = jax.tree.map(jnp.asarray, packing.pack(eval_episodes, env))
     train_data = probes.collect(params, train_rows, model, env)
     test_data = probes.collect(params, test_rows, model, env)

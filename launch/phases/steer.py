@@ -20,36 +20,12 @@ from hrl_internal.analysis import bayes, plots, rollout, steering
 from hrl_internal.data import packing
 from hrl_internal.utils.metrics import MetricsWriter
 from hrl_internal.utils.progress import Progress
-from hrl_internal.training.checkpoint import Checkpointer
-from launch.phases import pretrain as pretrain_phase
+from launch import artefacts
 from launch.rundir import RunDir
 
 TRAIN_TAG, EVAL_TAG = 31, 32
 # Held-out packed rows scoring the steered NLL (~6 episodes each): enough for a stable mean.
 HELDOUT_ROWS = 256
-
-
-def checkpointer(run_dir: RunDir) -> Checkpointer:
-    return Checkpointer(os.path.join(run_dir.phase_dir("steer"), "checkpoints"))
-
-
-def load_controllers(run_dir: RunDir, config: configs.Config, layer: int
-                     ) -> dict[str, jax.Array]:
-    """The finished phase's controllers of ``layer``: ``{a [G, r, d], b [G, d, r]}``."""
-    model = config.model.transformer(config.gridworld.env_params("pretrain"))
-    layers = config.analysis.layers(model.num_layers)
-    if layer not in layers:
-        raise configs.ConfigError("layer", f"the steer phase trained controllers at layers "
-                                  f"{layers}, not at {layer}")
-    a = config.analysis
-    template = steering.init_state(jax.random.PRNGKey(0), model, tuple(layers), a.steer_rank,
-                                   a.steer_lr)
-    ckpt = checkpointer(run_dir)
-    if ckpt.latest_step() != a.steer_steps:
-        raise FileNotFoundError(f"{ckpt.directory} holds no finished steer phase (step "
-                                f"{ckpt.latest_step()} of {a.steer_steps}): run --phases=steer")
-    state = ckpt.restore(template)
-    return steering.layer_controllers(state.controllers, layers.index(layer))
 
 
 def train_controllers(config: configs.Config, run_dir: RunDir, base: Any, rows: Any,
@@ -64,7 +40,7 @@ def train_controllers(config: configs.Config, run_dir: RunDir, base: Any, rows: 
     key = jax.random.fold_in(jax.random.PRNGKey(config.seed), TRAIN_TAG)
     init_key, batch_key = jax.random.split(key)
     template = steering.init_state(init_key, model, layers, a.steer_rank, a.steer_lr)
-    ckpt = checkpointer(run_dir)
+    ckpt = artefacts.steer_checkpointer(run_dir)
     state, resumed = ckpt.restore_or(template)
     start = int(state.step)
     if resumed:
@@ -103,10 +79,10 @@ def run(config: configs.Config, run_dir: RunDir) -> dict[str, Any]:
     post = config.gridworld.env_params("posttrain")
     model = config.model.transformer(env)
     a = config.analysis
-    base = pretrain_phase.load_params(run_dir, config)
+    base = artefacts.load_params(run_dir, config)
     rows = jax.tree.map(jnp.asarray,
-                        packing.pack(pretrain_phase.load_split(run_dir, config, "train"), env))
-    heldout = pretrain_phase.load_split(run_dir, config, "eval")
+                        packing.pack(artefacts.load_split(run_dir, config, "train"), env))
+    heldout = artefacts.load_split(run_dir, config, "eval")
     key = jax.random.PRNGKey(config.seed)
     eval_key = jax.random.fold_in(key, EVAL_TAG)
     unsteered = rollout.rollout(eval_key, base, model, post, a.steer_episodes)

@@ -65,12 +65,11 @@ def _metrics(workdir):
 
 def _final_params(workdir):
     from experiments import configs
-    from launch.phases import metacontroller as meta_phase
-    from launch.phases import pretrain as pretrain_phase
+    from launch import artefacts
     from launch.rundir import RunDir, read_json
     config = configs.from_dict(read_json(os.path.join(workdir, "config.json")))
     run = RunDir(workdir)
-    return pretrain_phase.load_params(run, config), meta_phase.load(run, config)
+    return artefacts.load_params(run, config), artefacts.load_metacontroller(run, config)
 
 
 def _results(workdir):

@@ -73,16 +73,17 @@ def test_two_processes_run_as_one_and_only_process_0_writes(tmp_path):
 
     # Orbax wrote the checkpoint collectively: one process alone restores what both saved.
     from experiments import configs
+    from launch import artefacts
     from launch.phases import pretrain as pretrain_phase
     from launch.rundir import RunDir, read_json
     config = configs.from_dict(read_json(os.path.join(workdir, "config.json")))
-    params_two = pretrain_phase.load_params(RunDir(workdir), config)
-    params_one = pretrain_phase.load_params(RunDir(single), config)
+    params_two = artefacts.load_params(RunDir(workdir), config)
+    params_one = artefacts.load_params(RunDir(single), config)
 
     # Adam divides by each gradient's scale, so float-order noise reaches weights whose gradients
     # are tiny: measured over the whole model, against how far training moved it.
     from hrl_internal.training import pretrain
-    _, model = pretrain_phase.env_and_model(config)
+    _, model = artefacts.env_and_model(config)
     init = pretrain.init_state(
         jax.random.fold_in(jax.random.PRNGKey(config.seed), pretrain_phase.INIT_TAG), model,
         config.pretrain.hyper(config.skip_nonfinite)).params
