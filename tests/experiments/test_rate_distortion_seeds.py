@@ -1,0 +1,45 @@
+import os
+
+import pytest
+
+from experiments import configs, rate_distortion_seeds
+from launch.rundir import write_json
+
+
+def _run(tmp_path, name, meta_seed, points):
+    """A run directory as the launcher leaves it after the metacontroller phase."""
+    path = tmp_path / name
+    os.makedirs(path)
+    config = configs.to_dict(configs.replace_fields(configs.preset("smoke"), meta_seed=meta_seed))
+    write_json(str(path / "config.json"), config)
+    sweep = [dict(variant="standard", hard_beta_nll=p[1] + 0.1, switches_per_episode=2.0,
+                  alpha=p[0], nll=p[1], kl=p[2], switch_f1=p[3]) for p in points]
+    sweep.append(dict(sweep[0], variant="cotrain"))  # another variant is left out
+    write_json(str(path / "results.json"), {"metacontroller": {"sweep": sweep}})
+    return str(path)
+
+
+def test_points_are_gathered_per_alpha_with_medians_and_aligned_seeds(tmp_path):
+    runs = [_run(tmp_path, "a", -1, [(0.1, 0.30, 0.5, 0.95), (0.5, 0.40, 0.0, 0.0)]),  # seed 0
+            _run(tmp_path, "b", 1, [(0.1, 0.20, 0.7, 0.85)]),
+            _run(tmp_path, "c", 2, [(0.1, 0.25, 0.4, 0.92)])]
+    rows = rate_distortion_seeds.summarise(rate_distortion_seeds.gather(runs))
+    assert [r["alpha"] for r in rows] == [0.1, 0.5]
+    first = rows[0]
+    assert first["seeds"] == [0, 1, 2] and first["aligned_seeds"] == 2
+    assert first["nll_median"] == pytest.approx(0.25) and first["nll_range"] == [0.20, 0.30]
+    assert first["kl_median"] == pytest.approx(0.5)
+    assert rows[1]["seeds"] == [0] and rows[1]["aligned_seeds"] == 0
+    plot = tmp_path / "rd.png"
+    assert rate_distortion_seeds.main([*runs, f"--plot={plot}"]) == 0
+    assert plot.stat().st_size > 0
+
+
+def test_a_seed_twice_or_an_unfinished_run_is_refused(tmp_path):
+    twice = [_run(tmp_path, "a", 1, [(0.1, 0.3, 0.5, 0.9)]),
+             _run(tmp_path, "b", 1, [(0.1, 0.2, 0.6, 0.9)])]
+    with pytest.raises(SystemExit, match="α 0.1 appears twice"):
+        rate_distortion_seeds.summarise(rate_distortion_seeds.gather(twice))
+    os.makedirs(tmp_path / "empty")
+    with pytest.raises(SystemExit, match="no finished metacontroller phase"):
+        rate_distortion_seeds.gather([str(tmp_path / "empty")])
