@@ -4,7 +4,10 @@ Rows (``--rows``, default all; ``main_job`` only where ``--main_results`` exists
 
     env          gridworld steps/s and resets/s by batch (--env_batches), expert dataset episodes/s
     ant          MJX ant steps/s and resets/s by batch (--ant_batches; 8192 added on a GPU)
-    pretrain     pretraining tokens/s, FLOPs per step and MFU; the model acting alone (KV caches)
+    matmul       float32 n x n matmul FLOP/s (--matmul_sizes): the ceiling of a CPU's MFU
+    pretrain     pretraining tokens/s, FLOPs per step (counted by hand) and MFU against the
+                 device's peak (--peak_tflops, a datasheet, or the matmul row's best on a CPU);
+                 the model acting alone (KV caches)
     meta         metacontroller training steps/s at the paper's gridworld sizes (n_e 256, 6
                  layers, T 100, n_z 8, batch --meta_batch) and at the preset's
     internal_rl  internal-RL rollouts (env steps/s) and updates (updates/s) by slots
@@ -34,7 +37,7 @@ from absl import app, flags, logging
 from experiments import bench_env, bench_model, bench_rl, configs, timing
 from hrl_internal.utils import compile_stats
 
-ROWS = ("env", "ant", "pretrain", "meta", "internal_rl", "raw_rl", "ratio", "main_job")
+ROWS = ("env", "ant", "matmul", "pretrain", "meta", "internal_rl", "raw_rl", "ratio", "main_job")
 META_SIZES = ("paper", "preset")
 # The GPU-only rows' batches, added to the defaults when the first device is a GPU.
 GPU_ANT_BATCH = 8192
@@ -73,6 +76,7 @@ class Settings:
     ant_batches: tuple[int, ...]
     ant_steps: int
     data_episodes: int
+    matmul_sizes: tuple[int, ...]
     train_batch: int
     train_steps: int
     rollout_batches: tuple[int, ...]
@@ -111,6 +115,9 @@ def define_flags(fv: flags.FlagValues) -> None:
     flags.DEFINE_integer("ant_steps", 50, "ant steps per timed rollout", **d)
     flags.DEFINE_integer("data_episodes", 2048, "expert episodes packed as training data for the "
                          "pretrain and meta rows", **d)
+    flags.DEFINE_list("matmul_sizes", ["512", "1024", "2048"], "sides n of the float32 n x n "
+                      "matmuls whose best FLOP/s is the ceiling a CPU's MFU is measured against",
+                      **d)
     flags.DEFINE_integer("train_batch", None, "packed rows per pretraining step (default: the "
                          "preset's)", **d)
     flags.DEFINE_integer("train_steps", 10, "pretraining steps per timed call", **d)
@@ -212,6 +219,7 @@ def parse(argv: list[str]) -> Settings:
         ant_batches=_batches("ant_batches", _device_default(fv.ant_batches, ["1", "128", "1024"],
                                                             GPU_ANT_BATCH, gpu)),
         ant_steps=fv.ant_steps, data_episodes=fv.data_episodes,
+        matmul_sizes=_batches("matmul_sizes", fv.matmul_sizes),
         train_batch=fv.train_batch or config.pretrain.batch_size, train_steps=fv.train_steps,
         rollout_batches=_batches("rollout_batches", fv.rollout_batches, may_be_empty=True),
         meta_sizes=tuple(m for m in META_SIZES if m in fv.meta_sizes), meta_batch=fv.meta_batch,
@@ -247,8 +255,19 @@ def ant_rows(s: Settings, done: Rows) -> Rows:
                                                                  s.repeats)]
 
 
+def matmul_rows(s: Settings, done: Rows) -> Rows:
+    return bench_model.matmul_ceiling_rows(list(s.matmul_sizes), s.repeats)
+
+
 def pretrain_rows(s: Settings, done: Rows) -> Rows:
     peak, peak_note = timing.peak_flops(jax.devices()[0].device_kind, s.peak_tflops)
+    ceiling = [r for r in done if r["row"] == "matmul_ceiling"]
+    if peak is None and ceiling:
+        best = max(ceiling, key=lambda r: r["per_s"])
+        peak = best["per_s"]
+        peak_note = (f"this machine's measured float32 matmul ceiling, {peak / 1e9:.0f} GFLOP/s "
+                     f"at {best['batch']}^3 (matmul_ceiling row; best of "
+                     f"{', '.join(str(r['batch']) for r in ceiling)})")
     return (bench_model.pretrain_rows(s.config, s.train_batch, s.train_steps, s.repeats, peak,
                                       peak_note, s.data_episodes)
             + bench_model.cached_rollout_rows(s.config, list(s.rollout_batches), s.repeats))
@@ -317,7 +336,7 @@ def main_job_rows(s: Settings, done: Rows) -> Rows:
 
 
 BUILDERS: dict[str, Callable[[Settings, Rows], Rows]] = {
-    "env": env_rows, "ant": ant_rows, "pretrain": pretrain_rows, "meta": meta_rows,
+    "env": env_rows, "ant": ant_rows, "matmul": matmul_rows, "pretrain": pretrain_rows, "meta": meta_rows,
     "internal_rl": _rl_rows("internal_rl"), "raw_rl": _rl_rows("raw_action_rl"),
     "ratio": ratio_rows, "main_job": main_job_rows,
 }
@@ -388,7 +407,8 @@ def targets(rows: Rows, platform: str, cpu_reference: str) -> list[dict[str, Any
                 ant_note),
         _target("pretraining MFU reported", mfu, 0,
                 True if mfu is not None else (False if gpu and "pretrain" in by_name else None),
-                "" if mfu is not None else "no peak FLOP/s known for this device (--peak_tflops)"),
+                "" if mfu is not None else "no peak FLOP/s known for this device (--peak_tflops, "
+                "or the matmul row on a CPU)"),
     ]
 
 

@@ -10,8 +10,8 @@ from experiments import bench
 # ``bench_env.env_rows`` with the gridworld's), raw-action RL, the RL updates, the metacontroller
 # and the cached rollouts (4-15 s of compiling each; they are built from the same ``measure`` and
 # ``row``, raw-action RL from the same ``bench_rl.rollout_rows`` as internal RL).
-SMOKE = ["--preset=smoke", "--rows=env,pretrain,internal_rl,ratio,main_job",
-         "--env_batches=1,8", "--env_steps=4", "--dataset_episodes=32", "--data_episodes=32",
+SMOKE = ["--preset=smoke", "--rows=env,matmul,pretrain,internal_rl,ratio,main_job",
+         "--matmul_sizes=32,64", "--env_batches=1,8", "--env_steps=4", "--dataset_episodes=32", "--data_episodes=32",
          "--train_batch=2", "--train_steps=1", "--rollout_batches=", "--rl_slots=8",
          "--rl_update_slots=", "--start_ticks=2", "--ratio_batch=8", "--ratio_steps=2",
          "--repeats=1"]
@@ -39,8 +39,8 @@ def test_report_names_the_device_memory_command_and_targets(report):
     assert report["peak_host_mib"] > 0
     assert "--preset=smoke" in report["command"]
     names = {r["row"] for r in report["rows"]}
-    assert names == {"env_step", "env_reset", "expert_dataset", "pretrain", "internal_rl_rollout",
-                     "rl_env_step", "cached_step", "o1_ratio", "main_job"}
+    assert names == {"env_step", "env_reset", "expert_dataset", "matmul_ceiling", "pretrain",
+                     "internal_rl_rollout", "rl_env_step", "cached_step", "o1_ratio", "main_job"}
     assert {r["batch"] for r in report["rows"] if r["row"] == "env_step"} == {1, 8}
     for t in report["targets"]:
         assert set(t) >= {"name", "measured", "threshold", "met"}
@@ -56,8 +56,11 @@ def test_measured_rows_are_positive_finite_rates_with_no_recompilation(report):
     assert report["recompiles_after_warmup"] == 0
     pretrain = next(r for r in report["rows"] if r["row"] == "pretrain")
     assert pretrain["flops_per_step"] > 0 and pretrain["achieved_tflops"] > 0
-    # On a CPU without --peak_tflops there is no peak to divide by.
-    assert pretrain["mfu"] is None and "peak_tflops" in pretrain["note"]
+    # On a CPU without --peak_tflops the peak is the best measured matmul.
+    ceiling = max(r["per_s"] for r in report["rows"] if r["row"] == "matmul_ceiling")
+    assert pretrain["peak_tflops"] == pytest.approx(ceiling / 1e12)
+    assert pretrain["mfu"] == pytest.approx(pretrain["achieved_tflops"] * 1e12 / ceiling)
+    assert "matmul ceiling" in pretrain["note"]
 
 
 def test_ratio_and_main_job_rows_are_computed(report):
@@ -80,7 +83,7 @@ def test_ratio_and_main_job_rows_are_computed(report):
 
 
 @pytest.mark.parametrize("args, flag, allowed", [
-    (["--rows=env,warp"], "rows", "env, ant, pretrain"),
+    (["--rows=env,warp"], "rows", "env, ant, matmul, pretrain"),
     (["--env_batches=1,0"], "env_batches", "positive integers"),
     (["--rl_slots=8,x"], "rl_slots", "positive integers"),
     (["--repeats=0"], "repeats", "positive"),
