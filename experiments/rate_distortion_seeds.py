@@ -12,7 +12,6 @@ plot draws every seed's point (filled: aligned) and the median over seeds per α
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from typing import Any
@@ -73,16 +72,8 @@ def plot(by_alpha: dict[float, list[dict[str, Any]]], rows: list[dict[str, Any]]
                 f"/{len(points)} aligned")
     ax.plot([r["kl_median"] for r in rows], [r["nll_median"] for r in rows], "k-", lw=1,
             label="median over seeds")
-    ax.set_xscale("symlog", linthresh=1e-2)
-    ax.set_xlabel("rate: KL per step (nats, symlog)")
-    ax.set_ylabel("distortion: action NLL per step")
-    ax.set_title(f"rate-distortion, metacontroller seeds (filled: switch F1 ≥ "
-                 f"{plots.ALIGNED_F1:g})", fontsize=10)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    plots.finish_rate_distortion(fig, ax, f"rate-distortion, metacontroller seeds (filled: "
+                                 f"switch F1 ≥ {plots.ALIGNED_F1:g})", path, legend_size=7)
 
 
 def main(argv: list[str]) -> int:

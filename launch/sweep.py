@@ -532,16 +532,9 @@ def plot_rate_distortion_quantiles(rows: list[dict[str, Any]], path: str) -> Non
                         mfc=colour if aligned else "white", capsize=2)
             ax.annotate(f"α={r['alpha']:g}", (r["kl"]["median"], r["nll"]["median"]), fontsize=7,
                         xytext=(3, 3), textcoords="offset points")
-    ax.set_xscale("symlog", linthresh=1e-2)
-    ax.set_xlabel("rate: KL per step (nats, symlog)")
-    ax.set_ylabel("distortion: action NLL per step")
-    ax.set_title("rate-distortion over α: median, bars 25-75% "
-                 f"(filled: switch F1 ≥ {plots.ALIGNED_F1:g})", fontsize=9)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    plots.finish_rate_distortion(fig, ax, "rate-distortion over α: median, bars 25-75% "
+                                 f"(filled: switch F1 ≥ {plots.ALIGNED_F1:g})", path,
+                                 title_size=9)
 
 
 def _error_bar(stats: dict[str, float]) -> list[list[float]]:

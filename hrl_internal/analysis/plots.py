@@ -152,12 +152,20 @@ def plot_rate_distortion(points: list[dict], path: str) -> None:
             ax.plot(p["kl"], p["nll"], "o", color=colour, mfc=colour if aligned else "white")
             ax.annotate(f"α={p['alpha']:g} F1 {p['switch_f1']:.2f}", (p["kl"], p["nll"]),
                         fontsize=7, xytext=(3, 3), textcoords="offset points")
+    finish_rate_distortion(fig, ax, f"rate-distortion over α (filled: switch F1 ≥ "
+                           f"{ALIGNED_F1:g})", path)
+
+
+def finish_rate_distortion(fig, ax, title: str, path: str, title_size: int = 10,
+                           legend_size: int = 8) -> None:
+    """The axes every rate-distortion figure shares (KL on a symlog x axis, NLL on y), then
+    written to ``path`` like every figure here (``_save``)."""
     ax.set_xscale("symlog", linthresh=1e-2)
     ax.set_xlabel("rate: KL per step (nats, symlog)")
     ax.set_ylabel("distortion: action NLL per step")
-    ax.set_title(f"rate-distortion over α (filled: switch F1 ≥ {ALIGNED_F1:g})", fontsize=10)
+    ax.set_title(title, fontsize=title_size)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=legend_size)
     fig.tight_layout()
     _save(fig, path)
 
