@@ -257,7 +257,8 @@ class MetaConfig:
                        "(the first is the one phase 3 uses)", default="0.3,0.05,1")
     metacontroller_variant: str = _help(
         "comma-separated variants to train: " + ", ".join(meta_training.VARIANTS)
-        + " (the first is the main one)", default="standard")
+        + " (the first is the main one; compile: the CompILE baseline, gridworld only)",
+        default="standard,compile")
     latent_dim: int = _help("code size n_z", default=8)
     history_dim: int = _help("GRU history size n_h", default=32)
     embed_dim: int = _help("non-causal sequence embedding size n_s", default=32)
@@ -292,6 +293,21 @@ class MetaConfig:
         "gridworld rate-distortion runs (App. E.1), which trains the decoder under near-binary "
         "switches as internal RL uses it", default=0.0)
     switch_tolerance: int = _help("steps a switch may miss a subgoal boundary by", default=2)
+    compile_alpha: str = _help(
+        "KL weights of the compile variant (the CompILE baseline: its codes' and boundaries' KL "
+        "share one weight); a comma-separated list trains one per value, the first is the one "
+        "--rl_methods=compile uses. The paper sweeps 0.003, 0.01, 0.03, 0.1, 0.3, 1. cpu: 0.03, "
+        "where CompILE's segments on the cpu base are the subgoals' (switch F1 1.00; 0.49, 0.35, "
+        "0.31 at 0.1, 0.3, 1: README)", default="0.03")
+    max_segments: int = _help("compile variant: at most this many segments per episode (M)",
+                              default=4)
+    segment_rate: int = _help(
+        "compile variant: the prior's mean segment length λ (the paper's prior switching rate); "
+        "internal RL over CompILE's codes, which has no causal switching unit, chooses a code "
+        "every this many steps", default=10)
+    segment_temperature: float = _help(
+        "compile variant: Gumbel-softmax temperature of the segment boundaries (the paper: 0.5 "
+        "or 1)", default=1.0)
     meta_seed: int = _help(
         "seed of the metacontrollers' initialisation, batches and code checks (-1: --seed). "
         "Another value trains other metacontrollers on the same base model: the paper's protocol "
@@ -302,8 +318,10 @@ class MetaConfig:
         """The metacontroller phase's seed: ``meta_seed``, or the run's ``seed`` if -1."""
         return run_seed if self.meta_seed < 0 else self.meta_seed
 
-    def alphas(self) -> list[float]:
-        return [float(x) for x in self.alpha.split(",")]
+    def alphas(self, variant: str = "standard") -> list[float]:
+        """The KL weights ``variant`` trains at (``compile``: ``--compile_alpha``)."""
+        text = self.compile_alpha if variant == "compile" else self.alpha
+        return [float(x) for x in text.split(",")]
 
     def variants(self) -> list[str]:
         return [x.strip() for x in self.metacontroller_variant.split(",")]
@@ -315,7 +333,8 @@ class MetaConfig:
             decoder_hidden=self.decoder_hidden, rank=self.controller_rank,
             switch_hidden=self.switch_hidden, input_norm=self.meta_input_norm,
             gate_temperature=self.gate_temperature,
-            sequence_embedding=self.sequence_embedding)
+            sequence_embedding=self.sequence_embedding, max_segments=self.max_segments,
+            segment_rate=self.segment_rate, segment_temperature=self.segment_temperature)
 
     def hyper(self, alpha: float, variant: str, skip_nonfinite: bool = False
               ) -> meta_training.MetaHyper:
@@ -327,7 +346,7 @@ class MetaConfig:
 
 
 RL_METHODS = ("internal_rl", "raw_action_rl", "forced_switch", "cotrain", "subgoal_controllers",
-              "gt_switching")
+              "gt_switching", "compile")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -341,8 +360,9 @@ class RLConfig:
                             "subgoal_controllers: the known-answer reference, codes through the "
                             "steer phase's supervised controllers with ground-truth switching; "
                             "gt_switching: the standard metacontroller's decoder with ground-truth "
-                            "switching; both gridworld)",
-                            default="internal_rl,raw_action_rl,subgoal_controllers")
+                            "switching; both gridworld; compile: codes through the CompILE "
+                            "baseline, a new code every --segment_rate steps)",
+                            default="internal_rl,raw_action_rl,subgoal_controllers,compile")
     rl_seeds: int = _help("seeds per method, trained together (vmapped)", default=3)
     rl_slots: int = _help("environments stepped together per seed; a slot whose episode ends "
                           "starts the next one", default=32)
@@ -407,14 +427,14 @@ _ANT_PRESETS: dict[str, dict[str, Any]] = {
         checkpoint_every=5, rollout_episodes=8, layer=1, controller_rank=32, meta_steps=10,
         meta_batch_size=4, latent_dim=4, history_dim=8, embed_dim=8, encoder_hidden=16,
         decoder_hidden=8, switch_hidden=16, alpha="0.3", alpha_warmup=5, meta_input_norm=True,
-        rl_max_steps=60, rl_seeds=2, rl_methods="internal_rl,raw_action_rl", raw_action_lr=1e-3,
+        metacontroller_variant="standard", rl_max_steps=60, rl_seeds=2, rl_methods="internal_rl,raw_action_rl", raw_action_lr=1e-3,
         rl_slots=4, rl_start_ticks=8, rl_updates=2, rl_updates_per_call=1, policy_width=16,
         rl_initial_episodes=8, rl_eval_episodes=4),
     "cpu": dict(
         train_episodes=2_000, eval_episodes=200, chunk_episodes=200, num_layers=4, num_heads=4,
         obs_loss_weight=10.0, pretrain_steps=1_500, batch_size=8, pretrain_lr=1e-3,
         steps_per_call=50, checkpoint_every=200, rollout_episodes=128, layer=2,
-        controller_rank=128, meta_input_norm=True, alpha="0.3",
+        controller_rank=128, meta_input_norm=True, alpha="0.3", metacontroller_variant="standard",
         meta_batch_size=8, meta_lr=3e-4,
         # The Gaussian action NLL keeps rewarding sharper predictions, so a KL weight that
         # starts at 0 for 500 steps let the codes grow without bound (KL ~1e12 per step).
@@ -463,7 +483,8 @@ def preset(name: str, env: str = "gridworld") -> Config:
             steer_batch_size=8, steer_episodes=32, steer_rank=4, layer=1, meta_steps=20,
             meta_batch_size=8, latent_dim=4, history_dim=8, embed_dim=8, encoder_hidden=16,
             decoder_hidden=8, switch_hidden=16, controller_rank=4, alpha="0.3",
-            alpha_warmup=10,
+            alpha_warmup=10, metacontroller_variant="standard",
+            rl_methods="internal_rl,raw_action_rl,subgoal_controllers",
             rl_seeds=2, rl_slots=8, rl_start_ticks=10, rl_updates=4, rl_updates_per_call=2,
             policy_width=16, rl_initial_episodes=64, rl_eval_episodes=32)
     if name == "paper":
@@ -473,11 +494,12 @@ def preset(name: str, env: str = "gridworld") -> Config:
             pretrain_steps=256_000, batch_size=340, pretrain_lr=3e-4, obs_loss_weight=0.01,
             steps_per_call=500, checkpoint_every=5_000, probe_rows=4_000, probe_steps=8_000,
             steer_steps=3_200, steer_batch_size=170, steer_lr=1e-3, steer_episodes=1_024, layer=3,
-            alpha="0,0.05,0.1,0.17,0.3,0.5,1",
-            metacontroller_variant="standard,forced_switch,cotrain",
+            alpha="0,0.05,0.1,0.17,0.3,0.5,1", compile_alpha="0.003,0.01,0.03,0.1,0.3,1",
+            metacontroller_variant="standard,forced_switch,cotrain,compile",
             meta_steps=64_000, meta_batch_size=170, alpha_warmup=6_400,
             rl_task="posttrain", rl_max_steps=100,
-            rl_methods="internal_rl,raw_action_rl,forced_switch,cotrain,subgoal_controllers",
+            rl_methods="internal_rl,raw_action_rl,forced_switch,cotrain,subgoal_controllers,"
+                       "compile",
             rl_seeds=3,
             rl_slots=128, rl_start_ticks=100, rl_updates=1_000, rl_lr=3e-5, raw_action_lr=3e-5,
             policy_width=256,
@@ -623,12 +645,14 @@ def _validate_meta(config: Config) -> None:
     if not 0 <= m.layer <= config.model.num_layers:
         raise ConfigError("layer", f"must be in [0, --num_layers={config.model.num_layers}], "
                           f"got {m.layer}")
-    try:
-        alphas = m.alphas()
-    except ValueError:
-        alphas = [-1.0]
-    if not alphas or any(a < 0 for a in alphas):
-        raise ConfigError("alpha", f"must be comma-separated numbers >= 0, got {m.alpha!r}")
+    for name, variant in (("alpha", "standard"), ("compile_alpha", "compile")):
+        try:
+            alphas = m.alphas(variant)
+        except ValueError:
+            alphas = [-1.0]
+        if not alphas or any(a < 0 for a in alphas):
+            raise ConfigError(name, f"must be comma-separated numbers >= 0, got "
+                              f"{getattr(m, name)!r}")
     variants = m.variants()
     unknown = [v for v in variants if v not in meta_training.VARIANTS]
     if unknown or len(set(variants)) != len(variants):
@@ -643,6 +667,15 @@ def _validate_meta(config: Config) -> None:
         raise ConfigError("sequence_embedding", "must be one of "
                           f"{', '.join(metacontroller.SEQUENCE_EMBEDDINGS)}, got "
                           f"{m.sequence_embedding!r}")
+    if m.max_segments < 2:
+        raise ConfigError("max_segments", f"must be >= 2, got {m.max_segments}")
+    if m.segment_rate < 1:
+        raise ConfigError("segment_rate", f"must be >= 1, got {m.segment_rate}")
+    if not m.segment_temperature > 0.0:
+        raise ConfigError("segment_temperature", f"must be > 0, got {m.segment_temperature}")
+    if "compile" in variants and config.env != "gridworld":
+        raise ConfigError("metacontroller_variant", "compile (the CompILE baseline) is built for "
+                          "the gridworld's transformer (--env=gridworld)")
 
 
 def _validate_rl(config: Config) -> None:
@@ -652,7 +685,7 @@ def _validate_rl(config: Config) -> None:
     if unknown or len(set(methods)) != len(methods):
         raise ConfigError("rl_methods", f"must be distinct values among {', '.join(RL_METHODS)}, "
                           f"got {r.rl_methods!r}")
-    for method in ("forced_switch", "cotrain"):
+    for method in ("forced_switch", "cotrain", "compile"):
         if method in methods and method not in config.meta.variants():
             raise ConfigError("rl_methods", f"{method} needs the {method} metacontroller: add it "
                               f"to --metacontroller_variant (now {config.meta.metacontroller_variant!r})")

@@ -106,17 +106,19 @@ def meta_checkpointer(run: RunDir, variant: str, alpha: float) -> Checkpointer:
 
 
 def meta_template(config: configs.Config, variant: str, alpha: float,
-                  key: jax.Array) -> meta_training.MetaState:
-    """A fresh metacontroller state of the run's shapes, initialised from ``key``."""
+                  key: jax.Array, base: Any = None) -> meta_training.MetaState:
+    """A fresh metacontroller state of the run's shapes, initialised from ``key`` (the compile
+    variant's encoder from the pretrained ``base``; without it, a state of the right shapes)."""
     _, model = env_and_model(config)
     return meta_training.init_state(key, config.meta.module(model.d_model), model,
-                                    config.meta.hyper(alpha, variant, config.skip_nonfinite))
+                                    config.meta.hyper(alpha, variant, config.skip_nonfinite),
+                                    base=base, layer=config.meta.layer)
 
 
 def load_metacontroller(run: RunDir, config: configs.Config, variant: str | None = None,
                         alpha: float | None = None) -> Any:
     """A trained metacontroller's params (``{"meta": ..., ["base": ...]}``); default: the main one."""
     variant = variant or config.meta.variants()[0]
-    alpha = config.meta.alphas()[0] if alpha is None else alpha
+    alpha = config.meta.alphas(variant)[0] if alpha is None else alpha
     template = meta_template(config, variant, alpha, jax.random.PRNGKey(0))
     return meta_checkpointer(run, variant, alpha).restore(template).params

@@ -26,7 +26,7 @@ import jax.numpy as jnp
 from hrl_internal.models import intervention, rglru
 
 Params = dict[str, Any]
-VARIANTS = ("standard", "forced_switch")
+VARIANTS = ("standard", "forced_switch", "compile")
 SEQUENCE_EMBEDDINGS = ("episode", "step")
 # Initial edit size |U e| / |e|: small so the base model's behaviour is intact at the start of
 # training, nonzero so that gradients reach both low-rank factors.
@@ -43,7 +43,7 @@ class MetacontrollerConfig:
     decoder_hidden: int = 32
     rank: int = 16  # rank >= d_model makes U a full linear map (ant)
     switch_hidden: int = 64
-    variant: str = "standard"  # "forced_switch": β ≡ 1 (baseline)
+    variant: str = "standard"  # "forced_switch": β ≡ 1; "compile": the CompILE baseline
     # RMS-normalise e_t where the metacontroller reads it (not where U_t edits it): the ant's Hawk
     # stream has entries far above 1, and the encoder's initial log σ² reached 34 on it.
     input_norm: bool = False
@@ -54,6 +54,11 @@ class MetacontrollerConfig:
     # half carries the next steps (measured: it leaks the next moves into the codes, but it is the
     # one of the two under which the gate learns to switch on a CPU budget; see the README).
     sequence_embedding: str = "step"
+    # variant "compile" (``models.compile``): at most M segments per episode, the prior's mean
+    # segment length λ, and the Gumbel-softmax temperature of the boundaries.
+    max_segments: int = 4
+    segment_rate: int = 10
+    segment_temperature: float = 1.0
 
     def __post_init__(self):
         for f in dataclasses.fields(self):
@@ -61,6 +66,10 @@ class MetacontrollerConfig:
             if f.name == "gate_temperature":
                 if not isinstance(value, (int, float)) or value < 0:
                     raise ValueError(f"gate_temperature must be >= 0, got {value!r}")
+                continue
+            if f.name == "segment_temperature":
+                if not isinstance(value, (int, float)) or value <= 0:
+                    raise ValueError(f"segment_temperature must be > 0, got {value!r}")
                 continue
             if f.name == "sequence_embedding":
                 if value not in SEQUENCE_EMBEDDINGS:
@@ -71,6 +80,8 @@ class MetacontrollerConfig:
                 continue
             if not isinstance(value, int) or value <= 0:
                 raise ValueError(f"{f.name} must be a positive int, got {value!r}")
+        if self.max_segments < 2:
+            raise ValueError(f"max_segments must be >= 2, got {self.max_segments}")
         if self.variant not in VARIANTS:
             raise ValueError(f"variant must be one of {VARIANTS}, got {self.variant!r}")
 

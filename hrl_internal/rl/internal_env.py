@@ -18,6 +18,10 @@ decision) and so is its success: that of the ground-truth-switched controllers
 (``analysis.steering.steered_rollout``). Between the two, ground-truth switching over the
 metacontroller's own decoder asks whether its code space holds a code per subgoal at all.
 
+A CompILE model (``meta.variant == "compile"``) has no causal switching unit (its boundaries are
+inferred from whole episodes): the policy then chooses a code every ``meta.segment_rate`` steps,
+the mean segment length of CompILE's prior.
+
 Everything is written for one environment (caches with a batch axis of 1) and vmaps over any
 number of them. ``tick`` is one primitive step; ``step`` is the internal step, a
 ``lax.while_loop`` of ticks, so a vmapped batch whose spans differ in length stays on device.
@@ -67,6 +71,11 @@ class InternalEnvSpec:
     @property
     def forced_switch(self) -> bool:
         return self.meta.variant == "forced_switch"
+
+    @property
+    def clock_switching(self) -> bool:
+        """CompILE: a new code every ``meta.segment_rate`` env steps."""
+        return self.meta.variant == "compile" and not self.ground_truth_switching
 
     @property
     def known_answer(self) -> bool:
@@ -153,9 +162,13 @@ def tick(frozen: Frozen, state: InternalState, z: jax.Array, spec: InternalEnvSp
     action = backbone.sample_action(act_key, jax.tree.map(lambda x: x[0], outputs))
     env_state, reward, done = family.step(state.env_state, action, spec.env)
     info = {"success": env_state.success, "task_index": env_state.progress}
-    # The GRU history feeds only the switching unit, which ground-truth switching replaces.
-    history = state.history if spec.ground_truth_switching else metacontroller.gru_step(
-        frozen.meta, state.history, metacontroller.observe(state.e, spec.meta))
+    # The GRU history feeds only the switching unit, which ground-truth and clock switching
+    # replace.
+    if spec.ground_truth_switching or spec.clock_switching:
+        history = state.history
+    else:
+        history = metacontroller.gru_step(frozen.meta, state.history,
+                                          metacontroller.observe(state.e, spec.meta))
     state = InternalState(env_state, state.lower_cache, upper_cache, state.e, history, z, key)
     restart = jnp.zeros((), bool) if may_restart is None else may_restart & done
     if may_restart is not None:
@@ -167,6 +180,9 @@ def tick(frozen: Frozen, state: InternalState, z: jax.Array, spec: InternalEnvSp
     state = _observe(frozen, state, spec)
     if spec.ground_truth_switching:
         beta = (gridworld.current_subgoal(env_state) != subgoal_before).astype(jnp.float32)
+    elif spec.clock_switching:
+        steps = env_state.time if isinstance(spec.env, gridworld.EnvParams) else env_state.t
+        beta = (steps % spec.meta.segment_rate == 0).astype(jnp.float32)
     else:
         beta = metacontroller.switching_gate(frozen.meta,
                                              metacontroller.observe(state.e, spec.meta),

@@ -4,8 +4,10 @@ Per packed row: the base model's lower blocks give the residual stream ``e_{t,l}
 metacontroller emits codes z_t (switching gate β_t), the decoder turns each into U_t, the edited
 stream ``e + U e`` runs through the upper blocks, and the loss is the action NLL plus α times the
 per-step KL of the encoder's posterior to N(0, I) (λ = 0). Variants share this code path:
-``standard``, ``forced_switch`` (β ≡ 1) and ``cotrain`` (base and metacontroller trained jointly,
-the base from scratch).
+``standard``, ``forced_switch`` (β ≡ 1), ``cotrain`` (base and metacontroller trained jointly,
+the base from scratch) and ``compile`` (the CompILE baseline, ``models.compile``: segments and
+codes inferred from the raw observations by a trainable copy of the base's lower half, decoded
+by the same controller decoder; its KL is that of the codes plus that of the boundaries).
 """
 from __future__ import annotations
 
@@ -18,7 +20,7 @@ import jax.numpy as jnp
 import optax
 
 from hrl_internal.data import packing
-from hrl_internal.models import backbone, metacontroller
+from hrl_internal.models import backbone, compile as compile_model, metacontroller
 from hrl_internal.models.backbone import ModelConfig
 from hrl_internal.models.metacontroller import MetacontrollerConfig
 from hrl_internal.training import guards
@@ -29,7 +31,7 @@ from hrl_internal.training.optim import clipped_adamw
 
 Rows = packing.PackedRows | packing.DenseRows
 
-VARIANTS = ("standard", "forced_switch", "cotrain")
+VARIANTS = ("standard", "forced_switch", "cotrain", "compile")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -71,14 +73,22 @@ def optimizer(hyper: MetaHyper) -> optax.GradientTransformation:
 
 def module_config(meta: MetacontrollerConfig, hyper: MetaHyper) -> MetacontrollerConfig:
     """The model-level variant: co-training changes what trains, not the metacontroller."""
-    variant = "forced_switch" if hyper.variant == "forced_switch" else "standard"
+    variant = hyper.variant if hyper.variant in metacontroller.VARIANTS else "standard"
     return dataclasses.replace(meta, variant=variant)
 
 
 def init_state(key: jax.Array, meta: MetacontrollerConfig, model: ModelConfig,
-               hyper: MetaHyper) -> MetaState:
+               hyper: MetaHyper, base: Any = None, layer: int | None = None) -> MetaState:
+    """A fresh state. ``compile`` copies its encoder from the pretrained ``base`` (blocks
+    1..``layer``); without ``base``, from a random one (a template of the right shapes)."""
     meta_key, base_key = jax.random.split(key)
-    params = {"meta": metacontroller.init(meta_key, module_config(meta, hyper))}
+    if hyper.variant == "compile":
+        if layer is None:
+            raise ValueError("the compile variant needs the controlled layer")
+        base = backbone.module(model).init(base_key, model) if base is None else base
+        params = {"meta": compile_model.init(meta_key, module_config(meta, hyper), base, layer)}
+    else:
+        params = {"meta": metacontroller.init(meta_key, module_config(meta, hyper))}
     if hyper.variant == "cotrain":
         params["base"] = backbone.module(model).init(base_key, model)
     return MetaState(params, optimizer(hyper).init(params), jnp.zeros((), jnp.int32))
@@ -99,11 +109,17 @@ def forward(meta_params: Any, base: Any, obs: jax.Array, segments: jax.Array, ke
                               model, segments)
     resets = metacontroller.resets_from_segments(segments)
     keys = jax.random.split(key, obs.shape[0])
-    codes = jax.vmap(functools.partial(metacontroller.unroll, config=meta,
-                                       deterministic=deterministic,
-                                       hard_beta_threshold=hard_beta_threshold,
-                                       noise_scale=noise_scale),
-                     in_axes=(None, 0, 0, 0))(meta_params, e_l, resets, keys)
+    if meta.variant == "compile":
+        h = compile_model.encode(meta_params, obs, segments, model, layer)
+        codes = jax.vmap(functools.partial(compile_model.unroll, config=meta,
+                                           deterministic=deterministic, noise_scale=noise_scale),
+                         in_axes=(None, 0, 0, 0))(meta_params, h, segments, keys)
+    else:
+        codes = jax.vmap(functools.partial(metacontroller.unroll, config=meta,
+                                           deterministic=deterministic,
+                                           hard_beta_threshold=hard_beta_threshold,
+                                           noise_scale=noise_scale),
+                         in_axes=(None, 0, 0, 0))(meta_params, e_l, resets, keys)
     edited = jax.vmap(lambda c, e: metacontroller.controller(meta_params, c, meta)(e))(codes, e_l)
     e_top = backbone.run_blocks(base, edited, layer, model.num_layers, model, segments)
     return Forward(backbone.heads(base, e_top, model), codes)

@@ -10,6 +10,9 @@ known-answer reference, codes through the steer phase's supervised controllers a
 switched when the env's subgoal changes (``internal_env``'s ``decoder="subgoal_controllers"``);
 ``gt_switching``: codes through the standard metacontroller's own decoder, switched when the env's
 subgoal changes (its switching unit replaced): does its code space hold a code per subgoal?
+``compile``: codes through the CompILE baseline's decoder (``--metacontroller_variant=compile``),
+a new code every ``--segment_rate`` steps (CompILE infers its boundaries from whole episodes and
+has no causal switching unit).
 
 ``gt_steer_success`` is what the frozen model can do on the RL task at all: the success of the
 ground-truth-switched supervised controllers at the RL layer (the best policy of the known-answer
@@ -39,7 +42,7 @@ from launch.rundir import RunDir
 INIT_TAG, TRAIN_TAG, INITIAL_EVAL_TAG, FINAL_EVAL_TAG, CEILING_TAG = 51, 52, 53, 54, 55
 # Which metacontroller each code-space method acts through.
 VARIANT = {"internal_rl": "standard", "forced_switch": "forced_switch", "cotrain": "cotrain",
-           "gt_switching": "standard"}
+           "gt_switching": "standard", "compile": "compile"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -84,7 +87,7 @@ def method(config: configs.Config, run_dir: RunDir, name: str) -> Method:
         return Method(name, "codes", spec, internal_env.Frozen(base, controllers),
                       lambda key: internal_rl.init_params(key, spec))
     variant = VARIANT[name]
-    alpha = m.alphas()[0]
+    alpha = m.alphas(variant)[0]
     trained = artefacts.load_metacontroller(run_dir, config, variant, alpha)
     meta = meta_training.module_config(m.module(model.d_model), m.hyper(alpha, variant))
     env_spec = internal_env.InternalEnvSpec(

@@ -39,10 +39,12 @@ def meta_key(config: configs.Config) -> jax.Array:
     return jax.random.PRNGKey(config.meta.seed(config.seed))
 
 
-def template(config: configs.Config, variant: str, alpha: float) -> meta_training.MetaState:
-    """The fresh state this phase trains from."""
+def template(config: configs.Config, variant: str, alpha: float, base: Any = None
+             ) -> meta_training.MetaState:
+    """The fresh state this phase trains from (the compile variant's encoder copied from the
+    pretrained ``base``)."""
     return artefacts.meta_template(config, variant, alpha,
-                                   jax.random.fold_in(meta_key(config), INIT_TAG))
+                                   jax.random.fold_in(meta_key(config), INIT_TAG), base)
 
 
 def train_one(config: configs.Config, run_dir: RunDir, base: Any, rows: Any,
@@ -52,7 +54,7 @@ def train_one(config: configs.Config, run_dir: RunDir, base: Any, rows: Any,
     hyper = m.hyper(alpha, variant, config.skip_nonfinite)
     module = m.module(model.d_model)
     ckpt = artefacts.meta_checkpointer(run_dir, variant, alpha)
-    state, resumed = ckpt.restore_or(template(config, variant, alpha))
+    state, resumed = ckpt.restore_or(template(config, variant, alpha, base))
     start = int(state.step)
     name = artefacts.meta_run_name(variant, alpha)
     if resumed:
@@ -145,7 +147,7 @@ def run(config: configs.Config, run_dir: RunDir) -> dict[str, Any]:
     sweep = []
     main = None
     for variant in m.variants():
-        for alpha in m.alphas():
+        for alpha in m.alphas(variant):
             state = train_one(config, run_dir, base, train_rows, variant, alpha)
             figures, beta, z = score(config, state.params, base, eval_rows, variant, alpha)
             point = {"variant": variant, "alpha": alpha, "nll": figures["action_nll"],
@@ -178,7 +180,7 @@ def run(config: configs.Config, run_dir: RunDir) -> dict[str, Any]:
         # accuracy is above this is writing moves, not subgoals, into its codes.
         told = bayes.next_colour_scores(eval_episodes, env)
         cap = {"next_colour_cap_accuracy": told["accuracy"], "next_colour_cap_nll": told["nll"]}
-    return {**cap, "variant": m.variants()[0], "alpha": m.alphas()[0], "layer": m.layer,
+    return {**cap, "variant": m.variants()[0], "alpha": m.alphas(m.variants()[0])[0], "layer": m.layer,
             "nll": main["action_nll"], "kl": main["kl"],
             quality: main[quality], "switch_f1": main["f1"],
             "switch_precision": main["precision"], "switch_recall": main["recall"],

@@ -23,7 +23,8 @@ PASSING = {
                        "sweep": [{"alpha": a, "variant": "standard", "switch_f1": f}
                                  for a, f in ((0.0, 0.3), (0.1, 0.95), (1.0, 0.0))]},
     "internal_rl": {"task": "0-1-2-3", "internal_rl.success_rate": 0.6,
-                    "raw_action_rl.success_rate": 0.0, "gt_steer_success": 0.18,
+                    "raw_action_rl.success_rate": 0.0, "compile.success_rate": 0.01,
+                    "gt_steer_success": 0.18,
                     "subgoal_controllers.initial_success_rate": 0.05,
                     "subgoal_controllers.success_rate": 0.17},
 }
@@ -45,6 +46,7 @@ def test_each_criterion_fails_when_its_figure_misses():
              ("metacontroller", "latent_code_replay_same_task_success", 0.1, "codes"),  # layout's
              ("metacontroller", "latent_code_probe_accuracy", 0.3, "codes"),  # not a read-out
              ("internal_rl", "raw_action_rl.success_rate", 0.2, "F5"),
+             ("internal_rl", "compile.success_rate", 0.2, "F5"),
              ("internal_rl", "subgoal_controllers.success_rate", 0.1, "RL machinery")]  # < half
     for phase, name, value, finding in cases:
         results = copy.deepcopy(PASSING)

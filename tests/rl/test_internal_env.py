@@ -44,6 +44,23 @@ def test_forced_switch_spans_one_step(frozen_setup):
     assert int(info["env_steps"]) == 1
 
 
+def test_compile_switches_on_a_clock_of_segment_rate_steps(frozen_setup):
+    """CompILE has no causal switching unit: a new code every ``segment_rate`` env steps, and its
+    params (no GRU or switching unit) are all the env reads besides the decoder."""
+    s = frozen_setup
+    meta = dataclasses.replace(s["meta"], variant="compile", segment_rate=4)
+    spec = dataclasses.replace(s["spec"], meta=meta)
+    frozen = s["frozen"]._replace(meta={"decoder": s["frozen"].meta["decoder"]})
+    _, state = internal_env.reset(jax.random.PRNGKey(3), frozen, spec)
+    spans = []
+    for z in _z(3, 3):
+        _, state, _, done, info = internal_env.step(frozen, state, z, spec)
+        spans.append(int(info["env_steps"]))
+        if bool(done):
+            break
+    assert spans[:-1] == [4] * (len(spans) - 1) and 1 <= spans[-1] <= 4
+
+
 def test_residual_equals_the_full_sequence_pass_with_the_codes_applied(frozen_setup):
     """The cached, step-by-step internal env sees the same e_{t,l} as a full pass over the episode's
     observations with the same codes applied (the edit reaches only the blocks above l)."""
