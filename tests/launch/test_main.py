@@ -16,7 +16,7 @@ from tests.launch.resume import TINY, launch
     (dict(epsilon=1.5), "--epsilon", "[0, 1]"),
     (dict(num_objects=4), "--num_objects", ">= 8"),
     (dict(grid_size=3), "--num_objects", "fit in"),
-    (dict(rl_methods="internal_rl,compile"), "--rl_methods", "raw_action_rl"),
+    (dict(rl_methods="internal_rl,options"), "--rl_methods", "raw_action_rl"),
     (dict(rl_methods="cotrain"), "--rl_methods", "add it to --metacontroller_variant"),
     (dict(rl_task="0-1-2"), "--rl_task", "colours joined by '-'"),
     (dict(rl_max_steps=101), "--rl_max_steps", "<= --max_steps=100"),
@@ -30,6 +30,12 @@ from tests.launch.resume import TINY, launch
     (dict(expert_control_cost=-0.5), "--expert_control_cost", ">= 0"),
     (dict(expert_demo_action="greedy"), "--expert_demo_action", "mean, sample"),
     (dict(sequence_embedding="pooled"), "--sequence_embedding", "episode, step"),
+    (dict(rl_methods="internal_rl,compile"), "--rl_methods", "add it to --metacontroller_variant"),
+    (dict(compile_alpha="0.03,-1"), "--compile_alpha", ">= 0"),
+    (dict(max_segments=1), "--max_segments", ">= 2"),
+    (dict(segment_temperature=0.0), "--segment_temperature", "> 0"),
+    (dict(env="ant", metacontroller_variant="standard,compile"), "--metacontroller_variant",
+     "--env=gridworld"),
 ])
 def test_bad_config_names_the_field_and_what_is_allowed(overrides, flag, allowed):
     from experiments import configs

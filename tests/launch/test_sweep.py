@@ -70,7 +70,7 @@ def run_main(args, runner=None):
     (["--sweep=alpah=0.1,0.3"], ["--sweep", "'alpah'", "did you mean alpha", "allowed"]),
     (["--sweep=seed=0,x"], ["--sweep", "seed", "int", "'x'"]),
     (["--sweep=seed=0,1", "--sweep=alpha=0.1,-1"], ["point alpha=-1,seed=0", "--alpha", ">= 0"]),
-    (["--sweep=rl_methods=internal_rl,compile"], ["point rl_methods=compile", "--rl_methods",
+    (["--sweep=rl_methods=internal_rl,options"], ["point rl_methods=options", "--rl_methods",
                                                   "raw_action_rl"]),
     (["--sweep=egocentric=maybe"], ["egocentric", "true or false"]),
     (["--sweep=seed=1,1"], ["seed", "repeats"]),
