@@ -51,10 +51,12 @@ def test_compile_switches_on_a_clock_of_segment_rate_steps(frozen_setup):
     meta = dataclasses.replace(s["meta"], variant="compile", segment_rate=4)
     spec = dataclasses.replace(s["spec"], meta=meta)
     frozen = s["frozen"]._replace(meta={"decoder": s["frozen"].meta["decoder"]})
-    _, state = internal_env.reset(jax.random.PRNGKey(3), frozen, spec)
+    # Jitted whole: op by op, a cold cache compiles every small operation of the caches' set-up.
+    _, state = jax.jit(internal_env.reset, static_argnums=2)(jax.random.PRNGKey(3), frozen, spec)
+    step = jax.jit(internal_env.step, static_argnums=3)
     spans = []
     for z in _z(3, 3):
-        _, state, _, done, info = internal_env.step(frozen, state, z, spec)
+        _, state, _, done, info = step(frozen, state, z, spec)
         spans.append(int(info["env_steps"]))
         if bool(done):
             break
