@@ -427,7 +427,8 @@ _ANT_PRESETS: dict[str, dict[str, Any]] = {
         checkpoint_every=5, rollout_episodes=8, layer=1, controller_rank=32, meta_steps=10,
         meta_batch_size=4, latent_dim=4, history_dim=8, embed_dim=8, encoder_hidden=16,
         decoder_hidden=8, switch_hidden=16, alpha="0.3", alpha_warmup=5, meta_input_norm=True,
-        metacontroller_variant="standard", rl_max_steps=60, rl_seeds=2, rl_methods="internal_rl,raw_action_rl", raw_action_lr=1e-3,
+        metacontroller_variant="standard", rl_max_steps=60, rl_seeds=2,
+        rl_methods="internal_rl,raw_action_rl", raw_action_lr=1e-3,
         rl_slots=4, rl_start_ticks=8, rl_updates=2, rl_updates_per_call=1, policy_width=16,
         rl_initial_episodes=8, rl_eval_episodes=4),
     "cpu": dict(

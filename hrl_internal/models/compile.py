@@ -90,12 +90,12 @@ def _categorical(scores: jax.Array, none: jax.Array, ep: jax.Array
     return w / total[ep], w_none / total
 
 
-def _argmax(scores: jax.Array, none: jax.Array, ep: jax.Array) -> tuple[jax.Array, jax.Array]:
-    """``_categorical``'s hard form: a one-hot of each episode's best score (ties: all of them,
-    measure zero for real-valued scores)."""
+def _argmax(scores: jax.Array, none: jax.Array, ep: jax.Array) -> jax.Array:
+    """``_categorical``'s hard form over the positions: a one-hot of each episode's best score,
+    all zeros where "none" wins (ties: all of them, measure zero for real-valued scores)."""
     best = jax.ops.segment_max(scores, ep, num_segments=ep.shape[0])
     real = (best >= none) & (best > _NEG / 2)
-    return ((scores == best[ep]) & real[ep]).astype(jnp.float32), (~real).astype(jnp.float32)
+    return ((scores == best[ep]) & real[ep]).astype(jnp.float32)
 
 
 def log_poisson(k: jax.Array, rate: float) -> jax.Array:
@@ -141,10 +141,9 @@ def unroll(params: Params, h: jax.Array, segments: jax.Array, key: jax.Array,
     gumbel = jnp.zeros((M - 1, 2, T)) if deterministic else jax.random.gumbel(k_b, (M - 1, 2, T))
     tau = c.segment_temperature
     # p(b_i = t | b_{i-1} = s) = Poisson(t - s; λ) for t > s in the same episode.
-    same = (ep[:, None] == ep[None, :]) & (jnp.arange(T)[:, None] > jnp.arange(T)[None, :])
-    transition = jnp.where(same, jnp.exp(log_poisson(
-        jnp.maximum(jnp.arange(T)[:, None] - jnp.arange(T)[None, :], 0).astype(jnp.float32),
-        c.segment_rate)), 0.0)  # [t, s]
+    gap = jnp.arange(T)[:, None] - jnp.arange(T)[None, :]  # [t, s]: t - s
+    transition = jnp.where((ep[:, None] == ep[None, :]) & (gap > 0), jnp.exp(log_poisson(
+        jnp.maximum(gap, 0).astype(jnp.float32), c.segment_rate)), 0.0)  # [t, s]
 
     prev = (pos == 0).astype(jnp.float32)  # b_0: the episode's first step
     prev_c = jnp.ones((T,))  # c_0(t) = P(b_0 <= t)
@@ -160,7 +159,7 @@ def unroll(params: Params, h: jax.Array, segments: jax.Array, key: jax.Array,
         kl_b = kl_b + _seg_sum(q * (jnp.log(q + 1e-12) - jnp.log(prior + 1e-12)), ep) \
             + q_none * (jnp.log(q_none + 1e-12) - jnp.log(p_none))
         if deterministic:
-            b, _ = _argmax(masked, none, ep)
+            b = _argmax(masked, none, ep)
         else:
             b, _ = _categorical((masked + gumbel[i, 0]) / tau, (none + gumbel[i, 1]) / tau, ep)
         running = jnp.cumsum(b)
