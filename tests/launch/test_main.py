@@ -66,6 +66,7 @@ def test_bad_input_is_one_line_exit_2_before_compute(tmp_path, args, flag, allow
     assert not os.path.exists(tmp_path / "run" / "data"), "nothing ran"
 
 
+@pytest.mark.longest
 def test_all_phases_run_record_skip_resume_after_kills_and_rerun_what_a_new_flag_changes(tmp_path):
     """One flow, so every launcher process after the first reuses its compiled programs."""
     workdir = str(tmp_path / "run")

@@ -15,6 +15,7 @@ from tests.launch.resume import launch
 ANT = ["--env=ant", "--preset=smoke", "--rl_methods=internal_rl"]
 
 
+@pytest.mark.longest
 def test_ant_runs_every_phase_through_the_shared_code(tmp_path):
     workdir = str(tmp_path / "ant")
     first = launch(*ANT, f"--workdir={workdir}")
