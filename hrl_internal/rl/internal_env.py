@@ -16,7 +16,10 @@ the supervised subgoal controllers of one layer (§C.3): a code ``z [G]`` applie
 ``g = argmax z``. That MDP's answer is known (the code of the task's next subgoal at each
 decision) and so is its success: that of the ground-truth-switched controllers
 (``analysis.steering.steered_rollout``). Between the two, ground-truth switching over the
-metacontroller's own decoder asks whether its code space holds a code per subgoal at all.
+metacontroller's own decoder asks whether its code space holds a code per subgoal at all. With the
+forced-switch variant (``meta.variant == "forced_switch"``: a code every step, no switching unit
+either) the same controllers may be any bank of edits, e.g. one that forces each primitive action:
+the learner's own known-answer test.
 
 A CompILE model (``meta.variant == "compile"``) has no causal switching unit (its boundaries are
 inferred from whole episodes): the policy then chooses a code every ``meta.segment_rate`` steps,
@@ -55,16 +58,19 @@ class InternalEnvSpec:
     layer: int
     beta_threshold: float = 0.5
     decoder: str = "metacontroller"  # or "subgoal_controllers" (see the module docstring)
-    switching: str = "gate"  # or "ground_truth"; "subgoal_controllers" implies "ground_truth"
+    # or "ground_truth"; "subgoal_controllers" needs it unless the meta variant forces a switch
+    switching: str = "gate"
 
     def __post_init__(self):
         if self.decoder not in DECODERS:
             raise ValueError(f"decoder must be one of {DECODERS}, got {self.decoder!r}")
         if self.switching not in SWITCHINGS:
             raise ValueError(f"switching must be one of {SWITCHINGS}, got {self.switching!r}")
-        if self.decoder == "subgoal_controllers" and self.switching != "ground_truth":
+        if (self.decoder == "subgoal_controllers" and self.switching != "ground_truth"
+                and not self.forced_switch):
             raise ValueError("decoder='subgoal_controllers' has no switching unit: it needs "
-                             "switching='ground_truth'")
+                             "switching='ground_truth', or meta.variant='forced_switch' (a code "
+                             "every step)")
         if self.ground_truth_switching and not isinstance(self.env, gridworld.EnvParams):
             raise ValueError("ground-truth switching needs the gridworld's subgoal labels")
 
@@ -162,9 +168,9 @@ def tick(frozen: Frozen, state: InternalState, z: jax.Array, spec: InternalEnvSp
     action = backbone.sample_action(act_key, jax.tree.map(lambda x: x[0], outputs))
     env_state, reward, done = family.step(state.env_state, action, spec.env)
     info = {"success": env_state.success, "task_index": env_state.progress}
-    # The GRU history feeds only the switching unit, which ground-truth and clock switching
-    # replace.
-    if spec.ground_truth_switching or spec.clock_switching:
+    # The GRU history feeds only the switching unit, which ground-truth, clock and forced
+    # switching replace.
+    if spec.ground_truth_switching or spec.clock_switching or spec.forced_switch:
         history = state.history
     else:
         history = metacontroller.gru_step(frozen.meta, state.history,
@@ -183,6 +189,8 @@ def tick(frozen: Frozen, state: InternalState, z: jax.Array, spec: InternalEnvSp
     elif spec.clock_switching:
         steps = env_state.time if isinstance(spec.env, gridworld.EnvParams) else env_state.t
         beta = (steps % spec.meta.segment_rate == 0).astype(jnp.float32)
+    elif spec.forced_switch:
+        beta = jnp.ones((), jnp.float32)
     else:
         beta = metacontroller.switching_gate(frozen.meta,
                                              metacontroller.observe(state.e, spec.meta),

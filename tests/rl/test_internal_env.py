@@ -156,6 +156,9 @@ def test_decoder_and_switching_refuse_unknown_names_and_non_gridworld_envs(froze
         dataclasses.replace(frozen_setup["spec"], switching="oracle")
     with pytest.raises(ValueError, match="no switching unit"):
         dataclasses.replace(frozen_setup["spec"], decoder="subgoal_controllers")
+    # A bank of controllers with a code every step needs no switching unit either.
+    forced = dataclasses.replace(frozen_setup["forced_spec"], decoder="subgoal_controllers")
+    assert forced.known_answer and forced.forced_switch and not forced.ground_truth_switching
     with pytest.raises(ValueError, match="gridworld"):
         dataclasses.replace(frozen_setup["spec"], switching="ground_truth",
                             env=ant_pinpad.AntEnvParams())

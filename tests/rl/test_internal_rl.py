@@ -7,7 +7,7 @@ import pytest
 
 from hrl_internal.envs import gridworld
 from hrl_internal.models import transformer
-from hrl_internal.rl import internal_rl, policy, train
+from hrl_internal.rl import internal_env, internal_rl, policy, train
 
 
 def _spec(s, **kw):
@@ -88,3 +88,28 @@ def test_update_moves_the_policy_towards_its_advantage_and_only_the_policy(easy_
                         - internal_rl.log_probs(params, batch, spec))
     assert float(np.sum((np.asarray(batch.advantage) * change)[mask])) > 0
     assert float(metrics["success"]) == pytest.approx(int(stats.successes) / n)
+
+
+def test_internal_rl_climbs_where_the_codes_are_known_to_be_the_actions():
+    """The learner alone, on an MDP whose answer is known (``experiments.action_codes``): each code
+    makes the frozen model take one primitive action, a decision every step. Over 3 seeds x 100
+    updates (~10k episodes per seed) success must rise well past its noise; a policy gradient cut
+    anywhere (loss, log-probs, advantages, optimiser) leaves it flat. Measured: 0.065 -> 0.122 over
+    the first and last 20 updates (raw-action RL on the same MDP: 0.074 -> 0.534)."""
+    from experiments import action_codes
+    model, base = action_codes.base_model()
+    frozen = internal_env.Frozen(base, action_codes.action_controllers(base))
+    spec = action_codes.internal_spec(model, width=16)
+    # Each code is one action: argmax z = g makes the model take action g, whatever the state.
+    reset = jax.jit(internal_env.reset, static_argnums=2)
+    tick = jax.jit(internal_env.tick, static_argnums=3)
+    for g in range(4):
+        for k in range(3):
+            _, state = reset(jax.random.PRNGKey(k), frozen, spec.env)
+            _, _, switch, info = tick(frozen, state, jnp.eye(4)[g], spec.env)
+            assert int(info["action"]) == g and bool(switch)
+    success = action_codes.curve("codes", spec, frozen,
+                                 internal_rl.init_params(jax.random.PRNGKey(0), spec), 3e-3,
+                                 seeds=3, updates=100)
+    first, last = success[:, :20].mean(), success[:, -20:].mean()
+    assert last > first + 0.03, (first, last, success.mean(0))
