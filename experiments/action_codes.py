@@ -11,8 +11,8 @@ learner (the Gaussian code policy, the clipped surrogate, the episode batching) 
 
     python -m experiments.action_codes --out=experiments/results/action_codes.json
 
-prints and writes the success curves of internal RL over the action codes (by policy width) and of
-raw-action RL, ``--seeds`` seeds each, ``--updates`` updates of ``--slots`` slots.
+prints and writes the success curves of internal RL over the action codes (by policy width and
+layer, ``--blocks``) and of raw-action RL, ``--seeds`` seeds each, ``--updates`` updates of ``--slots`` slots.
 """
 from __future__ import annotations
 
@@ -55,14 +55,15 @@ def action_controllers(params: Any) -> dict[str, jax.Array]:
     return {"a": jnp.zeros((4, 1, d)), "b": jnp.zeros((4, d, 1)), "c": c}
 
 
-def internal_spec(model: transformer.TransformerConfig, width: int, slots: int = 32
-                  ) -> internal_rl.InternalRLSpec:
+def internal_spec(model: transformer.TransformerConfig, width: int, slots: int = 32,
+                  block: str = "rglru") -> internal_rl.InternalRLSpec:
     meta = metacontroller.MetacontrollerConfig(d_model=model.d_model, latent_dim=4,
                                                variant="forced_switch")
     env_spec = internal_env.InternalEnvSpec(model, meta, ENV, model.num_layers,
                                             decoder="subgoal_controllers")
-    return internal_rl.InternalRLSpec(env_spec, policy.PolicyConfig(model.d_model, 4, width=width),
-                                      num_slots=slots, start_ticks=16, max_episodes=8)
+    code_policy = policy.PolicyConfig(model.d_model, 4, width=width, block=block)
+    return internal_rl.InternalRLSpec(env_spec, code_policy, num_slots=slots, start_ticks=16,
+                                      max_episodes=8)
 
 
 def curve(learner: str, spec: Any, frozen: Any, params: Any, lr: float, seeds: int, updates: int
@@ -79,6 +80,8 @@ def curve(learner: str, spec: Any, frozen: Any, params: Any, lr: float, seeds: i
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--widths", default="16,64,256", help="code-policy widths")
+    parser.add_argument("--blocks", default="rglru",
+                        help=f"code-policy layers, comma-separated ({', '.join(policy.BLOCKS)})")
     parser.add_argument("--lr", type=float, default=3e-3, help="AdamW lr of both learners")
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--updates", type=int, default=100)
@@ -89,6 +92,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         widths = [int(w) for w in args.widths.split(",")]
     except ValueError:
         parser.error(f"--widths: comma-separated positive ints, got {args.widths!r}")
+    blocks = args.blocks.split(",")
+    if any(b not in policy.BLOCKS for b in blocks):
+        parser.error(f"--blocks: allowed {', '.join(policy.BLOCKS)}, got {args.blocks!r}")
     for name in ("seeds", "updates", "slots"):
         if getattr(args, name) <= 0:
             parser.error(f"--{name}: must be positive, got {getattr(args, name)}")
@@ -100,7 +106,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     runs: dict[str, Any] = {}
     raw_spec = raw_action.RawActionSpec(model, ENV, num_slots=args.slots, start_ticks=16,
                                         max_episodes=8)
-    plan = [(f"internal_rl_width{w}", "codes", internal_spec(model, w, args.slots)) for w in widths]
+    plan = [(f"internal_rl_width{w}" + ("" if b == "rglru" else f"_{b}"), "codes",
+             internal_spec(model, w, args.slots, b)) for b in blocks for w in widths]
     plan.append(("raw_action_rl", "actions", raw_spec))
     for name, learner, spec in plan:
         start = time.perf_counter()

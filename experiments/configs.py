@@ -13,6 +13,7 @@ from hrl_internal.envs import ant_pinpad, gridworld
 from hrl_internal.models import hawk
 from hrl_internal.models import transformer
 from hrl_internal.models import metacontroller
+from hrl_internal.rl import policy
 from hrl_internal.training import guards
 from hrl_internal.training import metacontroller as meta_training
 from hrl_internal.training import pretrain
@@ -381,6 +382,11 @@ class RLConfig:
     policy_width: int = _help("width of the policy's recurrent layer", default=64)
     policy_log_std: float = _help("log std of the code policy's Gaussian, fixed (0: the N(0, I) "
                                   "prior the decoder was trained under)", default=0.0)
+    policy_block: str = _help(
+        "the code policy's layer: rglru (a bare RG-LRU) or residual (a Hawk residual layer: the "
+        "RG-LRU and a GeLU MLP, each on a residual; the paper's '1-layer SSM' read as a Hawk "
+        "layer; on the action-code MDP of experiments.action_codes no steady gain with the "
+        "Gaussian head: README, 'The learner alone')", default="rglru")
     rl_updates_per_call: int = _help("updates per jitted call (one progress line and checkpoint "
                                      "each)", default=5)
     rl_initial_episodes: int = _help("episodes measuring each method's initial success",
@@ -693,6 +699,9 @@ def _validate_rl(config: Config) -> None:
     if "internal_rl" in methods and "standard" not in config.meta.variants():
         raise ConfigError("rl_methods", "internal_rl needs the standard metacontroller: add it to "
                           "--metacontroller_variant")
+    if r.policy_block not in policy.BLOCKS:
+        raise ConfigError("policy_block", f"unknown value {r.policy_block!r}; allowed: "
+                          f"{', '.join(policy.BLOCKS)}")
     if not -5.0 <= r.policy_log_std <= 2.0:
         raise ConfigError("policy_log_std", f"must be in [-5, 2], got {r.policy_log_std}")
     for method in ("subgoal_controllers", "gt_switching"):

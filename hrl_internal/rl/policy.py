@@ -1,9 +1,14 @@
-"""The internal-RL policy π(z_t | e_{1:t,l}) (§C.5): one RG-LRU layer with a Gaussian head.
+"""The internal-RL policy π(z_t | e_{1:t,l}) (§C.5): one recurrent layer with a Gaussian head.
 
 It replaces the metacontroller's non-causal encoder and is called only at switch times; its
 recurrent state carries what it saw at earlier decisions. The mean head starts at zero and the
 log-std at ``init_log_std`` (0: unit variance), so the untrained policy samples codes from the
 N(0, I) prior the controller decoder was trained under.
+
+The layer (``block``): ``"rglru"``, the bare RG-LRU (its GeLU output gate the only nonlinearity),
+or ``"residual"``, a Hawk residual layer of that width: ``x = W e``, ``x + RG-LRU(rms x)``,
+``x + MLP(rms x)`` (GeLU), the head reading ``rms x`` (measured on the action-code MDP of
+``experiments.action_codes``: README, "The learner alone").
 """
 from __future__ import annotations
 
@@ -29,17 +34,37 @@ class PolicyConfig:
     # Off by default: a learned log-std collapses within a few updates on sparse rewards (the PPO
     # ratio of old samples then explodes) and leaves the region of codes the decoder knows.
     learn_std: bool = False
+    block: str = "rglru"  # or "residual" (see the module docstring)
+
+    def __post_init__(self):
+        if self.block not in BLOCKS:
+            raise ValueError(f"block must be one of {BLOCKS}, got {self.block!r}")
 
     @property
     def lru(self) -> rglru.RGLRUConfig:
         return rglru.RGLRUConfig(self.width)
 
 
+BLOCKS = ("rglru", "residual")
+
+
 def init(key: jax.Array, config: PolicyConfig) -> Params:
-    return {"lru": rglru.init(key, config.d_model, config.lru),
-            "mean": {"w": jnp.zeros((config.width, config.latent_dim)),
-                     "b": jnp.zeros((config.latent_dim,))},
+    w = config.width
+    head = {"mean": {"w": jnp.zeros((w, config.latent_dim)), "b": jnp.zeros((config.latent_dim,))},
             "log_std": jnp.full((config.latent_dim,), config.init_log_std, jnp.float32)}
+    if config.block == "rglru":
+        return {"lru": rglru.init(key, config.d_model, config.lru), **head}
+    k_lru, k_w = jax.random.split(key)
+    # One flat draw for the three dense maps (each multi-dimensional draw compiles on its own).
+    sizes = (config.d_model * w, w * 2 * w, 2 * w * w)
+    flat = jax.random.normal(k_w, (sum(sizes),))
+    embed, mlp_in, mlp_out = jnp.split(flat, [sizes[0], sizes[0] + sizes[1]])
+    dense = lambda m, fan_in, shape: {"w": m.reshape(shape) / math.sqrt(fan_in),
+                                      "b": jnp.zeros(shape[1:])}
+    return {"embed": dense(embed, config.d_model, (config.d_model, w)),
+            "lru": rglru.init(k_lru, w, config.lru),
+            "mlp_in": dense(mlp_in, w, (w, 2 * w)), "mlp_out": dense(mlp_out, 2 * w, (2 * w, w)),
+            **head}
 
 
 def initial_state(config: PolicyConfig) -> jax.Array:
@@ -52,11 +77,26 @@ def step(params: Params, h: jax.Array, e: jax.Array, config: PolicyConfig
     """``(h [width], e [d_model]) -> (h, mean [n_z], log_std [n_z])``."""
     chex.assert_shape(e, (config.d_model,))
     # Residual-stream scales differ by layer and model; an RMS norm makes the input scale-free.
-    e = e * jax.lax.rsqrt(jnp.mean(e**2) + 1e-6)
-    h, y = rglru.step(params["lru"], h, e, config.lru)
+    e = _rms(e)
+    if config.block == "rglru":
+        h, y = rglru.step(params["lru"], h, e, config.lru)
+    else:
+        x = _linear(params["embed"], e)
+        h, mixed = rglru.step(params["lru"], h, _rms(x), config.lru)
+        x = x + mixed
+        x = x + _linear(params["mlp_out"], jax.nn.gelu(_linear(params["mlp_in"], _rms(x))))
+        y = _rms(x)
     mean = y @ params["mean"]["w"] + params["mean"]["b"]
     log_std = params["log_std"] if config.learn_std else jax.lax.stop_gradient(params["log_std"])
     return h, mean, log_std
+
+
+def _rms(x: jax.Array) -> jax.Array:
+    return x * jax.lax.rsqrt(jnp.mean(x**2, axis=-1, keepdims=True) + 1e-6)
+
+
+def _linear(p: Params, x: jax.Array) -> jax.Array:
+    return x @ p["w"] + p["b"]
 
 
 def log_prob(mean: jax.Array, log_std: jax.Array, z: jax.Array) -> jax.Array:

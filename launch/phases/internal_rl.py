@@ -64,7 +64,8 @@ def rl_env(config: configs.Config):
 def code_policy(config: configs.Config, model: Any, meta: Any) -> policy.PolicyConfig:
     """The policy over codes ``z [meta.latent_dim]`` reading ``model``'s residual stream."""
     return policy.PolicyConfig(model.d_model, meta.latent_dim, config.rl.policy_width,
-                               init_log_std=config.rl.policy_log_std)
+                               init_log_std=config.rl.policy_log_std,
+                               block=config.rl.policy_block)
 
 
 def method(config: configs.Config, run_dir: RunDir, name: str) -> Method:

@@ -34,6 +34,7 @@ from tests.launch.resume import TINY, launch
     (dict(compile_alpha="0.03,-1"), "--compile_alpha", ">= 0"),
     (dict(max_segments=1), "--max_segments", ">= 2"),
     (dict(segment_temperature=0.0), "--segment_temperature", "> 0"),
+    (dict(policy_block="mlp"), "--policy_block", "rglru, residual"),
     (dict(env="ant", metacontroller_variant="standard,compile"), "--metacontroller_variant",
      "--env=gridworld"),
 ])
