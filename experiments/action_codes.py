@@ -55,6 +55,10 @@ def action_controllers(params: Any) -> dict[str, jax.Array]:
     return {"a": jnp.zeros((4, 1, d)), "b": jnp.zeros((4, d, 1)), "c": c}
 
 
+# Both learners' rollout slots: 16 ticks before the first update, at most 8 episodes a slot.
+SLOT_SCHEDULE = {"start_ticks": 16, "max_episodes": 8}
+
+
 def internal_spec(model: transformer.TransformerConfig, width: int, slots: int = 32,
                   block: str = "rglru") -> internal_rl.InternalRLSpec:
     meta = metacontroller.MetacontrollerConfig(d_model=model.d_model, latent_dim=4,
@@ -62,8 +66,7 @@ def internal_spec(model: transformer.TransformerConfig, width: int, slots: int =
     env_spec = internal_env.InternalEnvSpec(model, meta, ENV, model.num_layers,
                                             decoder="subgoal_controllers")
     code_policy = policy.PolicyConfig(model.d_model, 4, width=width, block=block)
-    return internal_rl.InternalRLSpec(env_spec, code_policy, num_slots=slots, start_ticks=16,
-                                      max_episodes=8)
+    return internal_rl.InternalRLSpec(env_spec, code_policy, num_slots=slots, **SLOT_SCHEDULE)
 
 
 def curve(learner: str, spec: Any, frozen: Any, params: Any, lr: float, seeds: int, updates: int
@@ -104,17 +107,19 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     model, base = base_model()
     frozen = internal_env.Frozen(base, action_controllers(base))
     runs: dict[str, Any] = {}
-    raw_spec = raw_action.RawActionSpec(model, ENV, num_slots=args.slots, start_ticks=16,
-                                        max_episodes=8)
-    plan = [(f"internal_rl_width{w}" + ("" if b == "rglru" else f"_{b}"), "codes",
-             internal_spec(model, w, args.slots, b)) for b in blocks for w in widths]
-    plan.append(("raw_action_rl", "actions", raw_spec))
-    for name, learner, spec in plan:
+    # (name, learner, spec, what it runs on, the parameters it trains)
+    plan = []
+    for b in blocks:
+        for w in widths:
+            spec = internal_spec(model, w, args.slots, b)
+            plan.append((f"internal_rl_width{w}" + ("" if b == "rglru" else f"_{b}"), "codes",
+                         spec, frozen, internal_rl.init_params(jax.random.PRNGKey(0), spec)))
+    plan.append(("raw_action_rl", "actions",
+                 raw_action.RawActionSpec(model, ENV, num_slots=args.slots, **SLOT_SCHEDULE),
+                 base, base))
+    for name, learner, spec, env_params, params in plan:
         start = time.perf_counter()
-        params = (base if learner == "actions"
-                  else internal_rl.init_params(jax.random.PRNGKey(0), spec))
-        success = curve(learner, spec, base if learner == "actions" else frozen, params, args.lr,
-                        args.seeds, args.updates)
+        success = curve(learner, spec, env_params, params, args.lr, args.seeds, args.updates)
         k = max(1, args.updates // 5)
         runs[name] = {"first_fifth": float(success[:, :k].mean()),
                       "last_fifth": float(success[:, -k:].mean()),

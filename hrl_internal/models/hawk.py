@@ -148,6 +148,11 @@ def embed(params: Params, obs: jax.Array, config: HawkConfig) -> jax.Array:
     return _linear(params["embed"], obs)
 
 
+def final_norm(params: Params, e: jax.Array) -> jax.Array:
+    """The RMSNorm after the last block, which every head reads: ``[..., d] -> [..., d]``."""
+    return _rms_norm(e, params["norm_f"])
+
+
 def heads(params: Params, e: jax.Array, config: HawkConfig | None = None
           ) -> dict[str, jax.Array]:
     """Final norm and output heads of a residual stream ``e [..., d_model]``.
@@ -158,7 +163,7 @@ def heads(params: Params, e: jax.Array, config: HawkConfig | None = None
     """
     lo = HawkConfig.min_log_std if config is None else config.min_log_std
     hi = HawkConfig.max_log_std if config is None else config.max_log_std
-    h = _rms_norm(e, params["norm_f"])
+    h = final_norm(params, e)
     raw = _linear(params["log_std_head"], h)
     return {"action_mean": _linear(params["action_head"], h),
             "action_log_std": lo + (hi - lo) * jax.nn.sigmoid(raw),

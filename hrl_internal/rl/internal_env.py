@@ -195,7 +195,7 @@ def tick(frozen: Frozen, state: InternalState, z: jax.Array, spec: InternalEnvSp
         beta = metacontroller.switching_gate(frozen.meta,
                                              metacontroller.observe(state.e, spec.meta),
                                              state.history, state.code, spec.meta.gate_temperature)
-    switch = (beta >= spec.beta_threshold) | spec.forced_switch
+    switch = beta >= spec.beta_threshold
     return state, reward, switch | restart, {**info, "beta": beta, "action": action, "done": done,
                                              "restart": restart}
 

@@ -6,9 +6,9 @@ log-std at ``init_log_std`` (0: unit variance), so the untrained policy samples 
 N(0, I) prior the controller decoder was trained under.
 
 The layer (``block``): ``"rglru"``, the bare RG-LRU (its GeLU output gate the only nonlinearity),
-or ``"residual"``, a Hawk residual layer of that width: ``x = W e``, ``x + RG-LRU(rms x)``,
-``x + MLP(rms x)`` (GeLU), the head reading ``rms x`` (measured on the action-code MDP of
-``experiments.action_codes``: README, "The learner alone").
+or ``"residual"``, one block of the ``hawk`` stack at that width (``x = W e``,
+``x + RG-LRU(norm x)``, ``x + MLP(norm x)``, GeLU), the head reading its final norm (measured on the
+action-code MDP of ``experiments.action_codes``: README, "The learner alone").
 """
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ import chex
 import jax
 import jax.numpy as jnp
 
-from hrl_internal.models import rglru
+from hrl_internal.models import hawk, rglru
 
 Params = dict[str, Any]
 
@@ -44,6 +44,14 @@ class PolicyConfig:
     def lru(self) -> rglru.RGLRUConfig:
         return rglru.RGLRUConfig(self.width)
 
+    @property
+    def residual_block(self) -> hawk.HawkConfig:
+        """The ``"residual"`` block: one Hawk block whose "observation" is the read stream.
+        Unit init scale (Var(w) = 1 / fan_in): the policy is trained from scratch, not stacked."""
+        return hawk.HawkConfig(obs_size=self.d_model, action_size=1, d_model=self.width,
+                               num_layers=1, lru_width=self.width, num_heads=1,
+                               mlp_dim=2 * self.width, init_scale=1.0)
+
 
 BLOCKS = ("rglru", "residual")
 
@@ -54,17 +62,9 @@ def init(key: jax.Array, config: PolicyConfig) -> Params:
             "log_std": jnp.full((config.latent_dim,), config.init_log_std, jnp.float32)}
     if config.block == "rglru":
         return {"lru": rglru.init(key, config.d_model, config.lru), **head}
-    k_lru, k_w = jax.random.split(key)
-    # One flat draw for the three dense maps (each multi-dimensional draw compiles on its own).
-    sizes = (config.d_model * w, w * 2 * w, 2 * w * w)
-    flat = jax.random.normal(k_w, (sum(sizes),))
-    embed, mlp_in, mlp_out = jnp.split(flat, [sizes[0], sizes[0] + sizes[1]])
-    dense = lambda m, fan_in, shape: {"w": m.reshape(shape) / math.sqrt(fan_in),
-                                      "b": jnp.zeros(shape[1:])}
-    return {"embed": dense(embed, config.d_model, (config.d_model, w)),
-            "lru": rglru.init(k_lru, w, config.lru),
-            "mlp_in": dense(mlp_in, w, (w, 2 * w)), "mlp_out": dense(mlp_out, 2 * w, (2 * w, w)),
-            **head}
+    # Hawk's action and observation heads go unused: the Gaussian head above reads its final norm.
+    stack = hawk.init(key, config.residual_block)
+    return {name: stack[name] for name in ("embed", "blocks", "norm_f")} | head
 
 
 def initial_state(config: PolicyConfig) -> jax.Array:
@@ -81,11 +81,9 @@ def step(params: Params, h: jax.Array, e: jax.Array, config: PolicyConfig
     if config.block == "rglru":
         h, y = rglru.step(params["lru"], h, e, config.lru)
     else:
-        x = _linear(params["embed"], e)
-        h, mixed = rglru.step(params["lru"], h, _rms(x), config.lru)
-        x = x + mixed
-        x = x + _linear(params["mlp_out"], jax.nn.gelu(_linear(params["mlp_in"], _rms(x))))
-        y = _rms(x)
+        x, state = hawk.lower(params, hawk.RecurrentState(h[None, None]), e[None], config.residual_block,
+                              layer=1)
+        h, y = state.h[0, 0], hawk.final_norm(params, x[0])
     mean = y @ params["mean"]["w"] + params["mean"]["b"]
     log_std = params["log_std"] if config.learn_std else jax.lax.stop_gradient(params["log_std"])
     return h, mean, log_std
@@ -93,10 +91,6 @@ def step(params: Params, h: jax.Array, e: jax.Array, config: PolicyConfig
 
 def _rms(x: jax.Array) -> jax.Array:
     return x * jax.lax.rsqrt(jnp.mean(x**2, axis=-1, keepdims=True) + 1e-6)
-
-
-def _linear(p: Params, x: jax.Array) -> jax.Array:
-    return x @ p["w"] + p["b"]
 
 
 def log_prob(mean: jax.Array, log_std: jax.Array, z: jax.Array) -> jax.Array:
