@@ -60,12 +60,12 @@ SLOT_SCHEDULE = {"start_ticks": 16, "max_episodes": 8}
 
 
 def internal_spec(model: transformer.TransformerConfig, width: int, slots: int = 32,
-                  block: str = "rglru") -> internal_rl.InternalRLSpec:
+                  block: str = "rglru", head: str = "gaussian") -> internal_rl.InternalRLSpec:
     meta = metacontroller.MetacontrollerConfig(d_model=model.d_model, latent_dim=4,
                                                variant="forced_switch")
     env_spec = internal_env.InternalEnvSpec(model, meta, ENV, model.num_layers,
                                             decoder="subgoal_controllers")
-    code_policy = policy.PolicyConfig(model.d_model, 4, width=width, block=block)
+    code_policy = policy.PolicyConfig(model.d_model, 4, width=width, block=block, head=head)
     return internal_rl.InternalRLSpec(env_spec, code_policy, num_slots=slots, **SLOT_SCHEDULE)
 
 
@@ -85,6 +85,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--widths", default="16,64,256", help="code-policy widths")
     parser.add_argument("--blocks", default="rglru",
                         help=f"code-policy layers, comma-separated ({', '.join(policy.BLOCKS)})")
+    parser.add_argument("--heads", default="gaussian",
+                        help=f"code-policy heads, comma-separated ({', '.join(policy.HEADS)})")
     parser.add_argument("--lr", type=float, default=3e-3, help="AdamW lr of both learners")
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--updates", type=int, default=100)
@@ -98,6 +100,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     blocks = args.blocks.split(",")
     if any(b not in policy.BLOCKS for b in blocks):
         parser.error(f"--blocks: allowed {', '.join(policy.BLOCKS)}, got {args.blocks!r}")
+    heads = args.heads.split(",")
+    if any(h not in policy.HEADS for h in heads):
+        parser.error(f"--heads: allowed {', '.join(policy.HEADS)}, got {args.heads!r}")
     for name in ("seeds", "updates", "slots"):
         if getattr(args, name) <= 0:
             parser.error(f"--{name}: must be positive, got {getattr(args, name)}")
@@ -109,11 +114,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     runs: dict[str, Any] = {}
     # (name, learner, spec, what it runs on, the parameters it trains)
     plan = []
-    for b in blocks:
-        for w in widths:
-            spec = internal_spec(model, w, args.slots, b)
-            plan.append((f"internal_rl_width{w}" + ("" if b == "rglru" else f"_{b}"), "codes",
-                         spec, frozen, internal_rl.init_params(jax.random.PRNGKey(0), spec)))
+    for head in heads:
+        for b in blocks:
+            for w in widths:
+                spec = internal_spec(model, w, args.slots, b, head)
+                name = (f"internal_rl_width{w}" + ("" if b == "rglru" else f"_{b}")
+                        + ("" if head == "gaussian" else f"_{head}"))
+                plan.append((name, "codes", spec, frozen,
+                             internal_rl.init_params(jax.random.PRNGKey(0), spec)))
     plan.append(("raw_action_rl", "actions",
                  raw_action.RawActionSpec(model, ENV, num_slots=args.slots, **SLOT_SCHEDULE),
                  base, base))

@@ -387,6 +387,14 @@ class RLConfig:
         "RG-LRU and a GeLU MLP, each on a residual; the paper's '1-layer SSM' read as a Hawk "
         "layer; on the action-code MDP of experiments.action_codes no steady gain with the "
         "Gaussian head: README, 'The learner alone')", default="rglru")
+    discrete_code_head: str = _help(
+        "the code policy's head where codes are discrete, i.e. the subgoal_controllers method "
+        "(one of its 4 controllers, picked by argmax z): gaussian (the paper's head, as for the "
+        "metacontroller's continuous codes) or categorical (a softmax over the controllers; on "
+        "the action-code MDP it learns about twice as fast, and on the cpu base's task 0-1-2-3 it "
+        "reaches 0.403 in 30 updates against the Gaussian's 0.347, ceiling 0.420; the default "
+        "keeps the Gaussian so this reference differs from internal RL in its codes only)",
+        default="gaussian")
     rl_updates_per_call: int = _help("updates per jitted call (one progress line and checkpoint "
                                      "each)", default=5)
     rl_initial_episodes: int = _help("episodes measuring each method's initial success",
@@ -699,6 +707,9 @@ def _validate_rl(config: Config) -> None:
     if "internal_rl" in methods and "standard" not in config.meta.variants():
         raise ConfigError("rl_methods", "internal_rl needs the standard metacontroller: add it to "
                           "--metacontroller_variant")
+    if r.discrete_code_head not in policy.HEADS:
+        raise ConfigError("discrete_code_head", f"unknown value {r.discrete_code_head!r}; "
+                          f"allowed: {', '.join(policy.HEADS)}")
     if r.policy_block not in policy.BLOCKS:
         raise ConfigError("policy_block", f"unknown value {r.policy_block!r}; allowed: "
                           f"{', '.join(policy.BLOCKS)}")

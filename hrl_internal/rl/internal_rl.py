@@ -26,6 +26,12 @@ class InternalRLSpec:
     start_ticks: int = 100  # ticks during which a slot may start a new episode
     max_episodes: int = 32  # episodes per slot per rollout at most
 
+    def __post_init__(self):
+        if self.policy.head == "categorical" and not self.env.known_answer:
+            raise ValueError("a categorical code head needs a decoder that reads argmax z "
+                             "(decoder='subgoal_controllers'); the metacontroller's codes are "
+                             "continuous")
+
     @property
     def num_ticks(self) -> int:
         return self.start_ticks + self.env.env.max_steps
@@ -64,11 +70,11 @@ def rollout(params: Any, frozen: Frozen, key: jax.Array, spec: InternalRLSpec,
         t, step_key = inputs
         h = jnp.where(slots.first[:, None], 0.0, h)
         h_new, mean, log_std = policy_step(params, h, states.e, pol)
-        z_new = policy.sample(step_key, mean, log_std)
+        z_new = policy.sample(step_key, mean, log_std, pol.head)
         decide = need & slots.running
         z = jnp.where(decide[:, None], z_new, states.code)
         h = jnp.where(decide[:, None], h_new, h)
-        log_prob = jnp.where(decide, policy.log_prob(mean, log_std, z_new), 0.0)
+        log_prob = jnp.where(decide, policy.log_prob(mean, log_std, z_new, pol.head), 0.0)
         e_t = states.e
         may = episodes.may_restart(slots, t, spec.start_ticks, E)
         fresh = episodes.pool_entry(pool, slots.index + 1)
@@ -96,7 +102,7 @@ def log_probs(params: Any, batch: Batch, spec: InternalRLSpec) -> jax.Array:
         e, z, decide, first = inputs
         h = jnp.where(first[:, None], 0.0, h)
         h_new, mean, log_std = policy_step(params, h, e, pol)
-        return jnp.where(decide[:, None], h_new, h), policy.log_prob(mean, log_std, z)
+        return jnp.where(decide[:, None], h_new, h), policy.log_prob(mean, log_std, z, pol.head)
 
     h0 = jnp.zeros((batch.decide.shape[1], pol.width))
     _, out = jax.lax.scan(body, h0, (batch.e, batch.z, batch.decide, batch.first))

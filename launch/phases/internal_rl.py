@@ -61,11 +61,14 @@ def rl_env(config: configs.Config):
     return dataclasses.replace(section.env_params(r.rl_task), max_steps=r.rl_max_steps)
 
 
-def code_policy(config: configs.Config, model: Any, meta: Any) -> policy.PolicyConfig:
-    """The policy over codes ``z [meta.latent_dim]`` reading ``model``'s residual stream."""
+def code_policy(config: configs.Config, model: Any, meta: Any, discrete: bool = False
+                ) -> policy.PolicyConfig:
+    """The policy over codes ``z [meta.latent_dim]`` reading ``model``'s residual stream
+    (``discrete``: codes read as ``argmax z``, whose head ``--discrete_code_head`` picks)."""
     return policy.PolicyConfig(model.d_model, meta.latent_dim, config.rl.policy_width,
                                init_log_std=config.rl.policy_log_std,
-                               block=config.rl.policy_block)
+                               block=config.rl.policy_block,
+                               head=config.rl.discrete_code_head if discrete else "gaussian")
 
 
 def method(config: configs.Config, run_dir: RunDir, name: str) -> Method:
@@ -84,7 +87,8 @@ def method(config: configs.Config, run_dir: RunDir, name: str) -> Method:
         env_spec = internal_env.InternalEnvSpec(model, meta, rl_env(config), m.layer,
                                                 decoder="subgoal_controllers",
                                                 switching="ground_truth")
-        spec = internal_rl.InternalRLSpec(env_spec, code_policy(config, model, meta), **slots)
+        spec = internal_rl.InternalRLSpec(env_spec, code_policy(config, model, meta, True),
+                                          **slots)
         return Method(name, "codes", spec, internal_env.Frozen(base, controllers),
                       lambda key: internal_rl.init_params(key, spec))
     variant = VARIANT[name]

@@ -35,6 +35,7 @@ from tests.launch.resume import TINY, launch
     (dict(max_segments=1), "--max_segments", ">= 2"),
     (dict(segment_temperature=0.0), "--segment_temperature", "> 0"),
     (dict(policy_block="mlp"), "--policy_block", "rglru, residual"),
+    (dict(discrete_code_head="softmax"), "--discrete_code_head", "gaussian, categorical"),
     (dict(env="ant", metacontroller_variant="standard,compile"), "--metacontroller_variant",
      "--env=gridworld"),
 ])

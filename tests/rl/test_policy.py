@@ -45,3 +45,23 @@ def test_residual_layer_reads_the_stream_and_its_memory_and_every_parameter_lear
             assert np.all(np.isfinite(g)) and float(jnp.abs(g).sum()) > 0, path
     with pytest.raises(ValueError, match="block must be one of"):
         policy.PolicyConfig(d_model=6, latent_dim=3, block="transformer")
+
+
+def test_categorical_head_starts_uniform_draws_one_hot_codes_and_scores_them():
+    config = policy.PolicyConfig(d_model=6, latent_dim=4, width=8, head="categorical")
+    params = policy.init(jax.random.PRNGKey(0), config)
+    _, logits, log_std = policy.step(params, policy.initial_state(config), jnp.ones(6), config)
+    z = jnp.eye(4)[2]
+    assert abs(float(policy.log_prob(logits, log_std, z, "categorical")) - math.log(0.25)) < 1e-6
+    # Away from uniform: frequencies follow the softmax, each draw is one code.
+    logits = jnp.array([2.0, 0.0, -1.0, 0.5])
+    draws = jax.vmap(lambda k: policy.sample(k, logits, log_std, "categorical"))(
+        jax.random.split(jax.random.PRNGKey(1), 8000))
+    np.testing.assert_array_equal(np.asarray(draws.sum(-1)), 1.0)
+    np.testing.assert_allclose(np.asarray(draws.mean(0)), np.asarray(jax.nn.softmax(logits)),
+                               atol=0.02)
+    lp = jax.vmap(lambda d: policy.log_prob(logits, log_std, d, "categorical"))(draws)
+    np.testing.assert_allclose(np.asarray(lp), np.asarray(draws @ jax.nn.log_softmax(logits)),
+                               rtol=1e-6)
+    with pytest.raises(ValueError, match="head must be one of"):
+        policy.PolicyConfig(d_model=6, latent_dim=3, head="beta")
