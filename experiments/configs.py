@@ -300,6 +300,10 @@ class MetaConfig:
         "--rl_methods=compile uses. The paper sweeps 0.003, 0.01, 0.03, 0.1, 0.3, 1. cpu: 0.03, "
         "where CompILE's segments on the cpu base are the subgoals' (switch F1 1.00; 0.49, 0.35, "
         "0.31 at 0.1, 0.3, 1: README)", default="0.03")
+    compile_boundary_alpha: float = _help(
+        "compile variant: the KL weight α_β of its segment boundaries, apart from the codes' "
+        "--compile_alpha (α_z), as the paper sweeps them; -1: the same weight for both",
+        default=-1.0)
     max_segments: int = _help("compile variant: at most this many segments per episode (M)",
                               default=4)
     segment_rate: int = _help(
@@ -343,7 +347,9 @@ class MetaConfig:
                                        weight_decay=self.meta_wd, alpha=alpha, variant=variant,
                                        alpha_warmup=self.alpha_warmup,
                                        noise_warmup=self.noise_warmup,
-                                       skip_nonfinite=skip_nonfinite)
+                                       skip_nonfinite=skip_nonfinite,
+                                       boundary_alpha=(self.compile_boundary_alpha
+                                                       if variant == "compile" else -1.0))
 
 
 RL_METHODS = ("internal_rl", "raw_action_rl", "forced_switch", "cotrain", "subgoal_controllers",
@@ -673,6 +679,13 @@ def _validate_meta(config: Config) -> None:
     if unknown or len(set(variants)) != len(variants):
         raise ConfigError("metacontroller_variant", f"must be distinct values among "
                           f"{', '.join(meta_training.VARIANTS)}, got {m.metacontroller_variant!r}")
+    if m.compile_boundary_alpha != -1.0:
+        if m.compile_boundary_alpha < 0:
+            raise ConfigError("compile_boundary_alpha", f"must be >= 0, or -1 (the same weight "
+                              f"as --compile_alpha), got {m.compile_boundary_alpha}")
+        if any(a <= 0 for a in m.alphas("compile")):
+            raise ConfigError("compile_boundary_alpha", "a separate boundary weight needs every "
+                              f"--compile_alpha > 0, got {m.compile_alpha!r}")
     if not 0.0 < m.beta_threshold < 1.0:
         raise ConfigError("beta_threshold", f"must be in (0, 1), got {m.beta_threshold}")
     if not m.gate_temperature >= 0.0:

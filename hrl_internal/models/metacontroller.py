@@ -59,6 +59,9 @@ class MetacontrollerConfig:
     max_segments: int = 4
     segment_rate: int = 10
     segment_temperature: float = 1.0
+    # variant "compile": the boundaries' KL enters the gradient with this factor times the codes'
+    # (the paper's separate α_β = α_z · scale); the reported KL stays the unweighted rate.
+    boundary_kl_scale: float = 1.0
 
     def __post_init__(self):
         for f in dataclasses.fields(self):
@@ -70,6 +73,10 @@ class MetacontrollerConfig:
             if f.name == "segment_temperature":
                 if not isinstance(value, (int, float)) or value <= 0:
                     raise ValueError(f"segment_temperature must be > 0, got {value!r}")
+                continue
+            if f.name == "boundary_kl_scale":
+                if not isinstance(value, (int, float)) or value < 0:
+                    raise ValueError(f"boundary_kl_scale must be >= 0, got {value!r}")
                 continue
             if f.name == "sequence_embedding":
                 if value not in SEQUENCE_EMBEDDINGS:

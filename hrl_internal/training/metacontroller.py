@@ -51,6 +51,8 @@ class MetaHyper:
     grad_clip: float = 1.0
     variant: str = "standard"
     skip_nonfinite: bool = False  # skip updates whose gradient is NaN/Inf (else the loop stops)
+    # compile: the boundaries' KL weight α_β (-1: α, one weight for both, as the default)
+    boundary_alpha: float = -1.0
 
 
 class MetaState(NamedTuple):
@@ -74,7 +76,11 @@ def optimizer(hyper: MetaHyper) -> optax.GradientTransformation:
 def module_config(meta: MetacontrollerConfig, hyper: MetaHyper) -> MetacontrollerConfig:
     """The model-level variant: co-training changes what trains, not the metacontroller."""
     variant = hyper.variant if hyper.variant in metacontroller.VARIANTS else "standard"
-    return dataclasses.replace(meta, variant=variant)
+    meta = dataclasses.replace(meta, variant=variant)
+    # The ratio shapes training only; a module built for acting (α 0) keeps the default.
+    if variant == "compile" and hyper.boundary_alpha >= 0 and hyper.alpha > 0:
+        meta = dataclasses.replace(meta, boundary_kl_scale=hyper.boundary_alpha / hyper.alpha)
+    return meta
 
 
 def init_state(key: jax.Array, meta: MetacontrollerConfig, model: ModelConfig,

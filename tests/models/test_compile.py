@@ -97,3 +97,22 @@ def test_gradients_reach_every_head_finite_and_nonzero():
         leaves = [np.asarray(x) for x in jax.tree.leaves(grads[name])]
         assert all(np.all(np.isfinite(x)) for x in leaves)
         assert max(np.abs(x).max() for x in leaves) > 0, name
+
+
+def test_boundary_kl_scale_weights_the_boundaries_gradient_not_the_rate():
+    """α_β apart from α_z: the KL's value is the rate at any scale, and its gradient is
+    ∇KL_z + s ∇KL_b, linear in s (so s = 0.5 lies halfway between s = 0 and s = 1)."""
+    def kl_and_grad(scale):
+        config = dataclasses.replace(C, boundary_kl_scale=scale)
+        f = lambda p: jnp.sum(cp.unroll(p, H, SEGMENTS, KEY, config).kl)
+        return jax.jit(jax.value_and_grad(f))(PARAMS)
+
+    (v0, g0), (v_half, g_half), (v1, g1) = (kl_and_grad(s) for s in (0.0, 0.5, 1.0))
+    assert float(v0) == pytest.approx(float(v1), rel=1e-6)
+    assert float(v_half) == pytest.approx(float(v1), rel=1e-6)
+    for a, b, c in zip(*(jax.tree.leaves(g["none"]) for g in (g0, g_half, g1))):
+        np.testing.assert_allclose(np.asarray(b), (np.asarray(a) + np.asarray(c)) / 2,
+                                   rtol=1e-4, atol=1e-6)
+        assert np.abs(np.asarray(a) - np.asarray(c)).max() > 1e-4  # KL_b has a gradient to scale
+    with pytest.raises(ValueError, match="boundary_kl_scale must be >= 0"):
+        dataclasses.replace(C, boundary_kl_scale=-1.0)

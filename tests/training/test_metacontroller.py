@@ -137,3 +137,16 @@ def test_noise_warmup_ramps_from_zero_and_a_custom_loss_sees_it_and_its_argument
     # The scan's steps 0..3 sample with 0, 1/4, 1/2, 3/4 of σ: their mean is 3/8.
     np.testing.assert_allclose(float(metrics["noise_scale"]), 0.375, rtol=1e-6)
     assert float(metrics["extra"]) == 2.0
+
+
+def test_compiles_separate_boundary_weight_becomes_the_models_kl_scale():
+    meta = metacontroller.MetacontrollerConfig(d_model=8, latent_dim=2)
+    hyper = meta_training.MetaHyper(alpha=0.3, variant="compile", boundary_alpha=0.03)
+    assert meta_training.module_config(meta, hyper).boundary_kl_scale == pytest.approx(0.1)
+    one_weight = dataclasses.replace(hyper, boundary_alpha=-1.0)
+    assert meta_training.module_config(meta, one_weight).boundary_kl_scale == 1.0
+    standard = dataclasses.replace(hyper, variant="standard")
+    assert meta_training.module_config(meta, standard).boundary_kl_scale == 1.0
+    # A module built for acting (α 0, no training) is the same model.
+    acting = meta_training.module_config(meta, dataclasses.replace(hyper, alpha=0.0))
+    assert acting.boundary_kl_scale == 1.0
