@@ -11,8 +11,9 @@ learner (the Gaussian code policy, the clipped surrogate, the episode batching) 
 
     python -m experiments.action_codes --out=experiments/results/action_codes.json
 
-prints and writes the success curves of internal RL over the action codes (by policy width and
-layer, ``--blocks``) and of raw-action RL, ``--seeds`` seeds each, ``--updates`` updates of ``--slots`` slots.
+prints and writes the success curves of internal RL over the action codes (by policy width, layer
+``--blocks`` and head ``--heads``) and of raw-action RL, ``--seeds`` seeds each, ``--updates``
+updates of ``--slots`` slots.
 """
 from __future__ import annotations
 

@@ -10,9 +10,9 @@ base model at the same layer as the metacontroller's.
     z_t = Σ_j m_j(t) z_j,   ê_t = e_t + U(z_t) e_t                            the metacontroller's
                                                                               decoder
 Loss: action NLL + α (KL_z + KL_b) per step (or α_z KL_z + α_β KL_b with the paper's separate
-weights: ``boundary_kl_scale`` = α_β / α_z scales KL_b's gradient, not its value), where KL_b is the KL of each boundary's distribution
-to a Poisson prior on segment lengths (rate λ, the paper's "prior switching rate 10"): a segment
-starting at s ends at t with probability Poisson(t - s; λ).
+weights: ``boundary_kl_scale`` = α_β / α_z scales KL_b's gradient, not its value), where KL_b is
+the KL of each boundary's distribution to a Poisson prior on segment lengths (rate λ, the paper's
+"prior switching rate 10"): a segment starting at s ends at t with probability Poisson(t - s; λ).
 
 Two choices of ours, named in the README. A "none" option ends the segmentation early, so an
 episode has 1..M segments (the original CompILE always has M; the gridworld's episodes have 1 to 3
@@ -193,8 +193,9 @@ def unroll(params: Params, h: jax.Array, segments: jax.Array, key: jax.Array,
 
     beta = jnp.where(pos == 0, 1.0, jnp.clip(sum(bs), 0.0, 1.0))
     s = c.boundary_kl_scale
-    # The value stays the rate KL_z + KL_b (the rate-distortion figures read it); the gradient
-    # is that of KL_z + s · KL_b.
-    kl_b = s * kl_b + jax.lax.stop_gradient((1.0 - s) * kl_b)
+    if s != 1.0:
+        # The value stays the rate KL_z + KL_b (the rate-distortion figures read it); the
+        # gradient is that of KL_z + s · KL_b.
+        kl_b = s * kl_b + jax.lax.stop_gradient((1.0 - s) * kl_b)
     kl = (kl_z + kl_b)[ep] / length
     return MetacontrollerOutputs(at_steps(z_seg), beta, at_steps(mu), at_steps(log_var), kl)

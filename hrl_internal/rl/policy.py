@@ -10,10 +10,10 @@ or ``"residual"``, one block of the ``hawk`` stack at that width (``x = W e``,
 ``x + RG-LRU(norm x)``, ``x + MLP(norm x)``, GeLU), the head reading its final norm (measured on the
 action-code MDP of ``experiments.action_codes``: README, "The learner alone").
 
-The head (``head``): ``"gaussian"``, the paper's, over continuous codes; or ``"categorical"``, for a
-decoder that reads a code as ``argmax z`` (the supervised subgoal controllers): a softmax over the
-``n_z`` codes whose draw is the one-hot ``z``. Its logits start at zero, so the untrained policy picks
-uniformly. With a fixed unit std, making one of a few codes near certain through ``argmax`` takes
+The head (``head``): ``"gaussian"``, the paper's, over continuous codes; or ``"categorical"``, for
+a decoder that reads a code as ``argmax z`` (the supervised subgoal controllers): a softmax over
+the ``n_z`` codes whose draw is the one-hot ``z``. Its logits start at zero, so the untrained
+policy picks uniformly. With a fixed unit std, making one of a few codes near certain through ``argmax`` takes
 the Gaussian's mean gaps of several units; the categorical head gets there with the same learner
 far sooner (measured on the action-code MDP, README).
 """
@@ -73,7 +73,7 @@ def init(key: jax.Array, config: PolicyConfig) -> Params:
             "log_std": jnp.full((config.latent_dim,), config.init_log_std, jnp.float32)}
     if config.block == "rglru":
         return {"lru": rglru.init(key, config.d_model, config.lru), **head}
-    # Hawk's action and observation heads go unused: the Gaussian head above reads its final norm.
+    # Hawk's action and observation heads go unused: the code head above reads its final norm.
     stack = hawk.init(key, config.residual_block)
     return {name: stack[name] for name in ("embed", "blocks", "norm_f")} | head
 
@@ -93,8 +93,8 @@ def step(params: Params, h: jax.Array, e: jax.Array, config: PolicyConfig
     if config.block == "rglru":
         h, y = rglru.step(params["lru"], h, e, config.lru)
     else:
-        x, state = hawk.lower(params, hawk.RecurrentState(h[None, None]), e[None], config.residual_block,
-                              layer=1)
+        x, state = hawk.lower(params, hawk.RecurrentState(h[None, None]), e[None],
+                              config.residual_block, layer=1)
         h, y = state.h[0, 0], hawk.final_norm(params, x[0])
     mean = y @ params["mean"]["w"] + params["mean"]["b"]
     log_std = params["log_std"] if config.learn_std else jax.lax.stop_gradient(params["log_std"])
