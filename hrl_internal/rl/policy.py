@@ -13,9 +13,9 @@ action-code MDP of ``experiments.action_codes``: README, "The learner alone").
 The head (``head``): ``"gaussian"``, the paper's, over continuous codes; or ``"categorical"``, for
 a decoder that reads a code as ``argmax z`` (the supervised subgoal controllers): a softmax over
 the ``n_z`` codes whose draw is the one-hot ``z``. Its logits start at zero, so the untrained
-policy picks uniformly. With a fixed unit std, making one of a few codes near certain through ``argmax`` takes
-the Gaussian's mean gaps of several units; the categorical head gets there with the same learner
-far sooner (measured on the action-code MDP, README).
+policy picks uniformly. With a fixed unit std, making one of a few codes near certain through
+``argmax`` takes the Gaussian's mean gaps of several units; the categorical head gets there with
+the same learner far sooner (measured on the action-code MDP, README).
 """
 from __future__ import annotations
 
