@@ -244,15 +244,27 @@ def controller_decoder(params: Params, z: jax.Array) -> tuple[jax.Array, jax.Arr
 
 
 def edit(params: Params, z: jax.Array, e: jax.Array) -> jax.Array:
-    """``e + U(z) e`` for ``z [n_z]``, ``e [d]``, equal to ``apply_controller(e,
-    *controller_decoder(params, z))`` without forming U's factors: per step it keeps
-    ``[decoder_hidden, rank + d]`` numbers instead of ``2 rank d``. Over a sequence of full-linear
-    (ant) controllers the factors took 64 MiB per 500-step row and exhausted memory."""
+    """``e + U(z) e`` for ``z [..., n_z]``, ``e [..., d]`` (any leading axes, e.g. ``[T]``), equal
+    to ``apply_controller(e, *controller_decoder(params, z))`` without forming U's factors: per
+    step it keeps ``[decoder_hidden · rank]`` numbers instead of ``2 rank d`` (over a sequence of
+    full-linear ant controllers the factors took 64 MiB per 500-step row and exhausted memory).
+
+    Written for the whole sequence at once: both hypernetwork contractions are one matmul over all
+    steps (``[..., d] @ [d, H · rank]`` and ``[..., H · rank] @ [H · rank, d]``) with the hidden
+    units mixed in elementwise. Per-step matrix-vector products under ``vmap`` became thousands of
+    tiny batched dots that XLA's CPU backend runs one by one: 5x slower forward and backward
+    (``experiments.bench``'s ``meta`` row).
+    """
     p = params["decoder"]
-    hidden = jax.nn.gelu(_linear(p["hidden"], z))  # [H]
-    ae = hidden @ jnp.einsum("hrd,d->hr", p["a"]["w"], e) + p["a"]["b"] @ e  # [rank]
-    bae = hidden @ jnp.einsum("hdr,r->hd", p["b"]["w"], ae) + p["b"]["b"] @ ae  # [d]
-    return e + bae
+    w_a, w_b = p["a"]["w"], p["b"]["w"]  # [H, rank, d], [H, d, rank]
+    n_hidden, rank, d = w_a.shape
+    hidden = jax.nn.gelu(_linear(p["hidden"], z))  # [..., H]
+    ew = e @ jnp.transpose(w_a, (2, 0, 1)).reshape(d, n_hidden * rank)  # [..., H · rank]
+    ew = ew.reshape(ew.shape[:-1] + (n_hidden, rank))
+    ae = jnp.sum(hidden[..., None] * ew, axis=-2) + e @ p["a"]["b"].T  # [..., rank]
+    outer = (hidden[..., None] * ae[..., None, :]).reshape(ae.shape[:-1] + (n_hidden * rank,))
+    bae = outer @ jnp.transpose(w_b, (0, 2, 1)).reshape(n_hidden * rank, d)  # [..., d]
+    return e + bae + ae @ p["b"]["b"].T
 
 
 def apply_controller(e: jax.Array, a: jax.Array, b: jax.Array) -> jax.Array:
@@ -346,4 +358,4 @@ def controller(params: Params, outputs: MetacontrollerOutputs, config: Metacontr
     blocks below l never see the edit, so it equals what the hook receives.
     """
     chex.assert_shape(outputs.z, (None, config.latent_dim))
-    return lambda e: jax.vmap(lambda z, e_t: edit(params, z, e_t))(outputs.z, e)
+    return lambda e: edit(params, outputs.z, e)

@@ -160,8 +160,7 @@ def tick(frozen: Frozen, state: InternalState, z: jax.Array, spec: InternalEnvSp
     if spec.known_answer:
         edited = intervention.subgoal_controller(frozen.meta, jnp.argmax(z))(state.e)
     else:
-        a, b = metacontroller.controller_decoder(frozen.meta, z)
-        edited = metacontroller.apply_controller(state.e, a, b)
+        edited = metacontroller.edit(frozen.meta, z, state.e)
     outputs, upper_cache = backbone.module(spec.model).upper(
         frozen.base, state.upper_cache, edited[None], spec.model, spec.layer)
     key, act_key = jax.random.split(state.key)

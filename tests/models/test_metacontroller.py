@@ -330,3 +330,20 @@ def test_edit_equals_the_decoded_controller_applied():
     np.testing.assert_allclose(mc.edit(params, z, e), mc.apply_controller(e, a, b),
                                rtol=1e-5, atol=1e-6)
     assert not np.allclose(mc.edit(params, z, e), e), "a nonzero edit"
+
+
+def test_edit_over_leading_axes_applies_each_steps_own_map():
+    """``edit`` on ``[B, T, ...]`` in one call equals per-step decoding, step by step: the
+    batched contraction must not mix steps or rows."""
+    config = mc.MetacontrollerConfig(d_model=8, latent_dim=3, history_dim=4, embed_dim=4,
+                                     encoder_hidden=8, decoder_hidden=5, rank=2, switch_hidden=8)
+    params = mc.init(jax.random.PRNGKey(0), config)
+    z = jax.random.normal(jax.random.PRNGKey(1), (2, 4, 3))
+    e = jax.random.normal(jax.random.PRNGKey(2), (2, 4, 8))
+    got = mc.edit(params, z, e)
+    assert got.shape == (2, 4, 8)
+    for i in range(2):
+        for t in range(4):
+            a, b = mc.controller_decoder(params, z[i, t])
+            np.testing.assert_allclose(got[i, t], mc.apply_controller(e[i, t], a, b),
+                                       rtol=1e-5, atol=1e-6)
