@@ -37,9 +37,25 @@ def init_subgoal_controllers(key: jax.Array, num_subgoals: int, d_model: int, ra
 
 def subgoal_controller(controllers: dict[str, jax.Array], subgoal: jax.Array):
     """The ``e -> e + U_g e`` map for subgoal ids ``subgoal [...]`` (a one-hot z picks U_g), plus
-    ``c_g`` where the controllers hold an offset ``c``."""
-    a, b = controllers["a"][subgoal], controllers["b"][subgoal]
-    if "c" not in controllers:
-        return lambda e: low_rank_update(e, a, b)
-    c = controllers["c"][subgoal]
-    return lambda e: low_rank_update(e, a, b) + c
+    ``c_g`` where the controllers hold an offset ``c``. ``e [..., d]`` has ``subgoal``'s shape
+    plus the model axis; ids index as ``controllers["a"][subgoal]`` would (negative from the end,
+    beyond the range clamped).
+
+    Every controller's ``A_g e`` comes from one matmul over all steps, ``[..., d] @ [d, G r]``,
+    masked to the step's own ``g``, and one ``[..., G r] @ [G r, d]`` applies the ``B``s: gathering
+    ``[..., r, d]`` factors per step made thousands of tiny batched matrix-vector products,
+    which XLA's CPU backend runs one by one. The ``G``-fold extra multiply-adds are small (``G``
+    is the number of subgoals)."""
+    a, b = controllers["a"], controllers["b"]  # [G, r, d], [G, d, r]
+    num, rank, d = a.shape
+    subgoal = jnp.asarray(subgoal)
+    index = jnp.clip(jnp.where(subgoal < 0, subgoal + num, subgoal), 0, num - 1)
+    pick = jax.nn.one_hot(index, num, dtype=a.dtype)  # [..., G]
+    a_all = a.reshape(num * rank, d).T  # [d, G r]
+    b_all = jnp.transpose(b, (0, 2, 1)).reshape(num * rank, d)  # [G r, d]
+
+    def steer(e: jax.Array) -> jax.Array:
+        ae = (e @ a_all).reshape(e.shape[:-1] + (num, rank)) * pick[..., None]
+        out = e + ae.reshape(e.shape[:-1] + (num * rank,)) @ b_all
+        return out + pick @ controllers["c"] if "c" in controllers else out
+    return steer

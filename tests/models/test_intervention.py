@@ -40,3 +40,23 @@ def test_affine_subgoal_controllers_start_as_identity_and_add_their_subgoals_off
     out = intervention.subgoal_controller(ctrl, subgoal)(e)
     linear = intervention.subgoal_controller({"a": ctrl["a"], "b": ctrl["b"]}, subgoal)(e)
     np.testing.assert_allclose(out - linear, ctrl["c"][subgoal], rtol=1e-5, atol=1e-5)
+
+
+def test_subgoal_controllers_apply_each_steps_own_map_over_any_leading_axes():
+    """Every step (and a scalar id under ``vmap``, as the internal env uses it) gets exactly its
+    own ``U_g``; ids beyond the range index as ``a[g]`` would (negative from the end, clamped)."""
+    ctrl = intervention.init_subgoal_controllers(jax.random.PRNGKey(1), 4, 6, 2)
+    ctrl["b"] = jax.random.normal(jax.random.PRNGKey(3), ctrl["b"].shape)
+    e = jax.random.normal(jax.random.PRNGKey(2), (2, 4, 6))
+    subgoal = jnp.asarray([[0, 1, 2, 3], [3, -1, 7, 0]])
+    out = intervention.subgoal_controller(ctrl, subgoal)(e)
+    for i in range(2):
+        for t in range(4):
+            g = subgoal[i, t]
+            a, b = ctrl["a"][g], ctrl["b"][g]  # the gather's own indexing rule
+            np.testing.assert_allclose(out[i, t], e[i, t] + b @ (a @ e[i, t]), rtol=1e-5,
+                                       atol=1e-5)
+    one = jax.vmap(lambda g, x: intervention.subgoal_controller(ctrl, g)(x))(subgoal[0], e[0])
+    np.testing.assert_allclose(one, out[0], rtol=1e-5, atol=1e-5)
+    assert not np.allclose(out[0, 0], out[0, 1] - e[0, 1] + e[0, 0], atol=1e-3), \
+        "different subgoals, different maps"
