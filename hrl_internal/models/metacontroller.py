@@ -248,23 +248,13 @@ def edit(params: Params, z: jax.Array, e: jax.Array) -> jax.Array:
     to ``apply_controller(e, *controller_decoder(params, z))`` without forming U's factors: per
     step it keeps ``[decoder_hidden · rank]`` numbers instead of ``2 rank d`` (over a sequence of
     full-linear ant controllers the factors took 64 MiB per 500-step row and exhausted memory).
-
-    Written for the whole sequence at once: both hypernetwork contractions are one matmul over all
-    steps (``[..., d] @ [d, H · rank]`` and ``[..., H · rank] @ [H · rank, d]``) with the hidden
-    units mixed in elementwise. Per-step matrix-vector products under ``vmap`` became thousands of
-    tiny batched dots that XLA's CPU backend runs one by one: 5x slower forward and backward
-    (``experiments.bench``'s ``meta`` row).
+    The hypernetwork's factors are sums over its hidden units, so both contractions are one matmul
+    over all steps (``intervention.mixed_down``, ``mixed_up``).
     """
     p = params["decoder"]
-    w_a, w_b = p["a"]["w"], p["b"]["w"]  # [H, rank, d], [H, d, rank]
-    n_hidden, rank, d = w_a.shape
     hidden = jax.nn.gelu(_linear(p["hidden"], z))  # [..., H]
-    ew = e @ jnp.transpose(w_a, (2, 0, 1)).reshape(d, n_hidden * rank)  # [..., H · rank]
-    ew = ew.reshape(ew.shape[:-1] + (n_hidden, rank))
-    ae = jnp.sum(hidden[..., None] * ew, axis=-2) + e @ p["a"]["b"].T  # [..., rank]
-    outer = (hidden[..., None] * ae[..., None, :]).reshape(ae.shape[:-1] + (n_hidden * rank,))
-    bae = outer @ jnp.transpose(w_b, (0, 2, 1)).reshape(n_hidden * rank, d)  # [..., d]
-    return e + bae + ae @ p["b"]["b"].T
+    ae = intervention.mixed_down(hidden, p["a"]["w"], e) + e @ p["a"]["b"].T  # [..., rank]
+    return e + intervention.mixed_up(hidden, p["b"]["w"], ae) + ae @ p["b"]["b"].T
 
 
 def apply_controller(e: jax.Array, a: jax.Array, b: jax.Array) -> jax.Array:
