@@ -48,10 +48,10 @@ def main() -> None:
     parser.add_argument("--run", required=True, help="a run directory with data and pretrain done")
     parser.add_argument("--out", default="steer_budget.jsonl")
     parser.add_argument("settings", nargs="*", help="layer=2 layers=2 steps=400 lr=1e-3 bs=24 "
-                        "rank=16 episodes=512 form=linear")
+                        "rank=16 episodes=512 form=linear start_steps=0 start_weight=1")
     args = parser.parse_args()
     opts = {"layer": "2", "steps": "400", "lr": "1e-3", "bs": "24", "rank": "16",
-            "episodes": "512", "form": "linear"}
+            "episodes": "512", "form": "linear", "start_steps": "0", "start_weight": "1"}
     for item in args.settings:
         name, _, value = item.partition("=")
         if name not in opts and name != "layers":
@@ -77,11 +77,14 @@ def main() -> None:
     ctrl, losses = steering.train(jax.random.fold_in(jax.random.fold_in(key, 31), layer), base,
                                   rows, model=model, env=env, layers=layers,
                                   rank=int(opts["rank"]), steps=steps, batch_size=bs,
-                                  learning_rate=lr, affine=opts["form"] == "affine")
+                                  learning_rate=lr, affine=opts["form"] == "affine",
+                                  start_steps=int(opts["start_steps"]),
+                                  start_weight=float(opts["start_weight"]))
     i = layers.index(layer)
     losses = np.asarray(losses)[:, i]
     out = {"run": args.run, "layer": layer, "layers": list(layers), "steps": steps, "lr": lr,
            "bs": bs, "rank": int(opts["rank"]), "form": opts["form"],
+           "start_steps": int(opts["start_steps"]), "start_weight": float(opts["start_weight"]),
            "train_s": time.monotonic() - started,
            "train_loss_last10pct": float(losses[-max(1, steps // 10):].mean()),
            "heldout_nll": float(steering.evaluate(ctrl, base, held, model=model, env=env,

@@ -33,10 +33,27 @@ def layer_controllers(controllers: dict[str, jax.Array], i: int) -> dict[str, ja
     return jax.tree.map(lambda x: x[i], controllers)
 
 
+def steps_into_subgoal(rows: packing.PackedRows) -> jax.Array:
+    """``[B, T]`` int: steps since the step's subgoal began (0 at a subgoal's first step, at an
+    episode's start and where a packed row's next episode starts)."""
+    subgoals = jnp.asarray(rows.subgoals, jnp.int32)
+    segments = jnp.asarray(rows.segments, jnp.int32)
+    change = jnp.concatenate(
+        [jnp.ones_like(subgoals[:, :1], bool),
+         (subgoals[:, 1:] != subgoals[:, :-1]) | (segments[:, 1:] != segments[:, :-1])], axis=1)
+    t = jnp.broadcast_to(jnp.arange(subgoals.shape[1]), subgoals.shape)
+    return t - jax.lax.cummax(jnp.where(change, t, 0), axis=1)
+
+
 def loss_fn(controllers: dict[str, jax.Array], base: Any, rows: packing.PackedRows,
-            model: TransformerConfig, env: EnvParams, layers: tuple[int, ...]) -> jax.Array:
+            model: TransformerConfig, env: EnvParams, layers: tuple[int, ...],
+            start_steps: int = 0, start_weight: float = 1.0) -> jax.Array:
     """``[len(layers)]`` action NLL of the frozen base model steered at each layer of ``layers``
     (ascending) by the labelled subgoal's controller, ``controllers`` stacked over layers.
+
+    ``start_steps > 0`` weights the first ``start_steps`` steps of every subgoal by
+    ``start_weight`` (a diagnostic, not the paper's loss: the steps where a new subgoal must be
+    written are few among those where the history already names it).
 
     The blocks below a layer never see its edit, so the unedited stream is computed once and shared
     by every layer's pass; only the blocks above each layer run (and are differentiated) per layer.
@@ -45,6 +62,8 @@ def loss_fn(controllers: dict[str, jax.Array], base: Any, rows: packing.PackedRo
     obs, next_obs = packing.observations(rows, env)
     subgoals = jnp.asarray(rows.subgoals, jnp.int32)  # [B, T]
     mask = rows.mask.astype(jnp.float32)
+    if start_steps > 0:
+        mask = mask * jnp.where(steps_into_subgoal(rows) < start_steps, start_weight, 1.0)
     e, below = transformer.embed(base, obs, model), 0
     losses = []
     for i, layer in enumerate(layers):
@@ -82,11 +101,12 @@ def init_state(key: jax.Array, model: TransformerConfig, layers: tuple[int, ...]
 
 
 @functools.partial(jax.jit, static_argnames=("model", "env", "layers", "batch_size",
-                                              "learning_rate", "num_steps"))
+                                              "learning_rate", "num_steps", "start_steps",
+                                              "start_weight"))
 def train_steps(state: SteerState, base: Any, rows: packing.PackedRows, key: jax.Array, *,
                 model: TransformerConfig, env: EnvParams, layers: tuple[int, ...],
-                batch_size: int, learning_rate: float, num_steps: int
-                ) -> tuple[SteerState, jax.Array]:
+                batch_size: int, learning_rate: float, num_steps: int, start_steps: int = 0,
+                start_weight: float = 1.0) -> tuple[SteerState, jax.Array]:
     """``num_steps`` updates of every layer's controllers, on the same batches (step ``s`` draws
     with ``fold_in(key, s)``: chunked or resumed runs equal one uninterrupted run). Each layer's
     controllers see only their own loss (the summed loss separates by layer, and Adam is per
@@ -97,8 +117,8 @@ def train_steps(state: SteerState, base: Any, rows: packing.PackedRows, key: jax
 
     def update(state, _):
         batch = sample_batch(rows, jax.random.fold_in(key, state.step), batch_size)
-        losses, vjp = jax.vjp(lambda c: loss_fn(c, base, batch, model, env, layers),
-                              state.controllers)
+        losses, vjp = jax.vjp(lambda c: loss_fn(c, base, batch, model, env, layers,
+                                                start_steps, start_weight), state.controllers)
         grads, = vjp(jnp.ones_like(losses))  # d(sum of the layers' losses): separable
         updates, opt_state = opt.update(grads, state.opt_state, state.controllers)
         return SteerState(optax.apply_updates(state.controllers, updates), opt_state,
@@ -109,14 +129,16 @@ def train_steps(state: SteerState, base: Any, rows: packing.PackedRows, key: jax
 
 def train(key: jax.Array, base: Any, rows: packing.PackedRows, *, model: TransformerConfig,
           env: EnvParams, layers: tuple[int, ...], rank: int, steps: int, batch_size: int,
-          learning_rate: float, affine: bool = False) -> tuple[dict[str, jax.Array], jax.Array]:
+          learning_rate: float, affine: bool = False, start_steps: int = 0,
+          start_weight: float = 1.0) -> tuple[dict[str, jax.Array], jax.Array]:
     """All of ``train_steps`` in one call: the controllers stacked over layers and the loss
     ``[steps, n_layers]``."""
     init_key, batch_key = jax.random.split(key)
     state = init_state(init_key, model, layers, rank, learning_rate, affine)
     state, losses = train_steps(state, base, rows, batch_key, model=model, env=env, layers=layers,
                                 batch_size=batch_size, learning_rate=learning_rate,
-                                num_steps=steps)
+                                num_steps=steps, start_steps=start_steps,
+                                start_weight=start_weight)
     return state.controllers, losses
 
 

@@ -94,6 +94,37 @@ def test_each_layers_loss_reaches_only_its_own_controllers(tiny):
     assert float(jnp.abs(grads["b"][0]).sum()) > 0.0
 
 
+def test_steps_into_subgoal_restart_at_each_subgoal_and_episode():
+    from hrl_internal.data import packing
+    subgoals = np.array([[0, 0, 0, 2, 2, 1, 1, 1]])
+    segments = np.array([[0, 0, 0, 0, 0, 0, 1, 1]])  # a new episode at slot 6, same subgoal
+    rows = packing.PackedRows(*[None] * len(packing.PackedRows._fields))._replace(
+        subgoals=subgoals, segments=segments)
+    np.testing.assert_array_equal(steering.steps_into_subgoal(rows), [[0, 1, 2, 0, 1, 0, 0, 1]])
+
+
+def test_start_weighting_scores_the_first_steps_of_each_subgoal_more(tiny):
+    """Weight w on the first k steps of every subgoal: the loss is the weighted mean, so with
+    w = 1 it is the plain loss and with a huge w it is the mean over those steps alone."""
+    rows = jax.tree.map(lambda a: a[:8], tiny["test_rows"])
+    layers = (1,)
+    ctrl = jax.vmap(lambda k: intervention.init_subgoal_controllers(
+        k, steering.NUM_SUBGOALS, tiny["model"].d_model, 4))(jax.random.split(
+            jax.random.PRNGKey(5), 1))
+    ctrl["b"] = ctrl["b"] + 0.05  # not the identity, so the steps differ in loss
+    loss = lambda *a: float(steering.loss_fn(ctrl, tiny["params"], rows, tiny["model"],
+                                             tiny["env"], layers, *a)[0])
+    plain, same = loss(), loss(3, 1.0)
+    starts_only = loss(3, 1e9)
+    only_starts = rows._replace(mask=np.asarray(rows.mask) & (
+        np.asarray(steering.steps_into_subgoal(rows)) < 3))
+    expected = float(steering.loss_fn(ctrl, tiny["params"], only_starts, tiny["model"],
+                                      tiny["env"], layers)[0])
+    np.testing.assert_allclose(same, plain, rtol=1e-6)
+    np.testing.assert_allclose(starts_only, expected, rtol=1e-4)
+    assert abs(starts_only - plain) > 1e-3  # the first steps of a subgoal are harder
+
+
 def test_ground_truth_switching_applies_the_next_subgoals_controller():
     ctrl = intervention.init_subgoal_controllers(jax.random.PRNGKey(3), 4, 8, 2)
     ctrl["b"] = ctrl["b"].at[2].set(1.0)  # only subgoal 2's controller does anything
