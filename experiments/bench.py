@@ -37,6 +37,7 @@ from absl import app, flags, logging
 from experiments import bench_env, bench_model, bench_rl, configs, timing
 from hrl_internal.utils import compile_stats
 
+META_SEEDS = 4  # the vmapped-seeds row
 ROWS = ("env", "ant", "matmul", "pretrain", "meta", "internal_rl", "raw_rl", "ratio", "main_job")
 META_SIZES = ("paper", "preset")
 # The GPU-only rows' batches, added to the defaults when the first device is a GPU.
@@ -282,6 +283,9 @@ def meta_rows(s: Settings, done: Rows) -> Rows:
     if "preset" in s.meta_sizes:
         out += bench_rl.meta_rows(s.config, s.config.meta.meta_batch_size, s.meta_steps,
                                   s.repeats, s.preset, s.data_episodes)
+        # Metacontroller seeds vmapped in one program (rate-distortion over seeds).
+        out += bench_rl.meta_rows(s.config, s.config.meta.meta_batch_size, s.meta_steps,
+                                  s.repeats, s.preset, s.data_episodes, seeds=META_SEEDS)
     return out
 
 

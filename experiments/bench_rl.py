@@ -25,10 +25,11 @@ METHODS = {"internal_rl": "codes", "raw_action_rl": "actions"}
 
 
 def meta_rows(config: configs.Config, batch: int, steps: int, repeats: int, sizes: str,
-              episodes: int = 1024) -> list[dict[str, Any]]:
+              episodes: int = 1024, seeds: int = 1) -> list[dict[str, Any]]:
     """``steps`` metacontroller training steps (standard variant, first α) per timed call, at
     ``config``'s base-model and metacontroller sizes (``sizes`` names that preset in the row),
-    ``batch`` packed rows of max_steps."""
+    ``batch`` packed rows of max_steps; with ``seeds > 1``, that many metacontrollers vmapped
+    in one program (``experiments.rate_distortion_seeds --train``), counted in seed-steps."""
     env = config.gridworld.env_params("pretrain")
     model = config.model.transformer(env)
     m = config.meta
@@ -36,13 +37,21 @@ def meta_rows(config: configs.Config, batch: int, steps: int, repeats: int, size
     base = transformer.init(jax.random.PRNGKey(0), model)
     rows = packed_rows(env, episodes, seed=1)
     hyper = dataclasses.replace(m.hyper(m.alphas()[0], "standard"), batch_size=batch)
-    state = meta_training.init_state(jax.random.PRNGKey(2), meta, model, hyper)
-    timing = measure(lambda: meta_training.train_steps(
-        state, base, rows, jax.random.PRNGKey(3), model=model, meta=meta, env=env, layer=m.layer,
-        hyper=hyper, num_steps=steps)[1], repeats=repeats)
-    return [row("metacontroller_train", batch, steps, "steps/s", timing, sizes=sizes,
-                steps=steps, T=env.max_steps, layer=m.layer, model=dataclasses.asdict(model),
-                meta=dataclasses.asdict(meta))]
+    train = functools.partial(meta_training.train_steps, base=base, data=rows, model=model,
+                              meta=meta, env=env, layer=m.layer, hyper=hyper, num_steps=steps)
+    if seeds == 1:
+        state = meta_training.init_state(jax.random.PRNGKey(2), meta, model, hyper)
+        timing = measure(lambda: train(state, key=jax.random.PRNGKey(3))[1], repeats=repeats)
+        return [row("metacontroller_train", batch, steps, "steps/s", timing, sizes=sizes,
+                    steps=steps, T=env.max_steps, layer=m.layer, model=dataclasses.asdict(model),
+                    meta=dataclasses.asdict(meta))]
+    states = jax.vmap(lambda k: meta_training.init_state(k, meta, model, hyper))(
+        jax.random.split(jax.random.PRNGKey(2), seeds))
+    keys = jax.random.split(jax.random.PRNGKey(3), seeds)
+    together = jax.jit(jax.vmap(lambda state, key: train(state, key=key)[1]))
+    timing = measure(lambda: together(states, keys), repeats=repeats)
+    return [row("metacontroller_train_seeds", batch, steps * seeds, "seed-steps/s", timing,
+                sizes=sizes, seeds=seeds, steps=steps, T=env.max_steps, layer=m.layer)]
 
 
 class RLSetup(NamedTuple):

@@ -4,6 +4,15 @@ phases on one base (``--meta_seed`` differs), gathered per α.
     python -m experiments.rate_distortion_seeds runs/rd runs/rd_s1 runs/rd_s2 \
         --plot experiments/results/gridworld_cpu_rate_distortion_seeds.png
 
+``--train=RUN`` first trains the metacontrollers itself, on RUN's base and data: for each α of
+``--alphas``, the seeds of ``--seeds`` vmapped in one program (each seed's initialisation and
+batches are those ``--meta_seed=s`` gives the launcher's phase), scored as the phase scores them,
+each seed written as a run directory ``--out/seed<s>`` that the gathering reads like the
+launcher's:
+
+    python -m experiments.rate_distortion_seeds --train=runs/gridworld_cpu --alphas=0,0.05,1 \
+        --seeds=1,2,3 --out=runs/rd_vmap
+
 Prints, per α, the seeds' NLL and KL (median and range), switch F1 and switches per episode,
 and how many seeds switch in line with the subgoals (F1 >= 0.9, ``plots.ALIGNED_F1``, the
 findings' criterion; the paper judged it by eye). ``--json`` writes the same as a file. The
@@ -12,14 +21,91 @@ plot draws every seed's point (filled: aligned) and the median over seeds per α
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import sys
+import time
 from typing import Any
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 
+from experiments import configs
 from hrl_internal.analysis import plots
-from launch.rundir import read_json, with_new_defaults, write_json
+from hrl_internal.training import metacontroller as meta_training
+from launch import artefacts
+from launch.phases import metacontroller as meta_phase
+from launch.rundir import RunDir, read_json, with_new_defaults, write_json
+
+
+def seed_config(config: configs.Config, seed: int, alpha: float) -> configs.Config:
+    """The run's config as ``--meta_seed=seed --alpha=alpha`` (standard variant) sets it."""
+    return configs.replace_fields(config, meta_seed=seed, alpha=f"{alpha:g}",
+                                  metacontroller_variant="standard")
+
+
+def train_seeds(config: configs.Config, base: Any, rows: Any, alpha: float,
+                seeds: list[int], on_chunk=None) -> meta_training.MetaState:
+    """``config.meta.meta_steps`` steps of one standard metacontroller per seed, the seeds
+    vmapped in one program; returns the states stacked over seeds (leading axis). Seed s starts
+    from, and draws, what the launcher's phase does with ``--meta_seed=s``."""
+    env, model = artefacts.env_and_model(config)
+    m = config.meta
+    per_seed = [seed_config(config, s, alpha) for s in seeds]
+    states = jax.tree.map(lambda *x: jnp.stack(x),
+                          *[meta_phase.template(c, "standard", alpha, base) for c in per_seed])
+    keys = jnp.stack([jax.random.fold_in(meta_phase.meta_key(c), meta_phase.BATCH_TAG)
+                      for c in per_seed])
+    steps = jax.vmap(lambda state, key, num: meta_training.train_steps(
+        state, base, rows, key, model=model, meta=m.module(model.d_model), env=env,
+        layer=m.layer, hyper=m.hyper(alpha, "standard"), num_steps=num), in_axes=(0, 0, None))
+    steps = jax.jit(steps, static_argnums=2)
+    done = 0
+    while done < m.meta_steps:
+        num = min(config.pretrain.steps_per_call, m.meta_steps - done)
+        states, _ = steps(states, keys, num)
+        done += num
+        if on_chunk is not None:
+            on_chunk(done)
+    return states
+
+
+def train_and_write(run: str, alphas: list[float], seeds: list[int], out: str) -> list[str]:
+    """``train_seeds`` for each α on ``run``'s base and data, each seed's points written as
+    ``out/seed<s>/{config,results}.json``; returns those directories."""
+    run_dir = RunDir(run)
+    config = configs.from_dict(with_new_defaults(read_json(os.path.join(run, "config.json"))))
+    env, _ = artefacts.env_and_model(config)
+    base = artefacts.load_params(run_dir, config)
+    rows = jax.tree.map(jnp.asarray, artefacts.pack(artefacts.load_split(run_dir, config, "train"),
+                                                    env))
+    eval_rows = artefacts.pack(artefacts.load_split(run_dir, config, "eval"), env)
+    points: dict[int, list[dict[str, Any]]] = {s: [] for s in seeds}
+    for alpha in alphas:
+        start = time.monotonic()
+        states = train_seeds(config, base, rows, alpha, seeds, on_chunk=lambda done: print(
+            f"[rate_distortion_seeds] α {alpha:g}: {done}/{config.meta.meta_steps} steps x "
+            f"{len(seeds)} seeds, {time.monotonic() - start:.0f} s", flush=True))
+        for i, s in enumerate(seeds):
+            params = jax.tree.map(lambda x: x[i], states.params)
+            figures, _, _ = meta_phase.score(seed_config(config, s, alpha), params, base,
+                                             eval_rows, "standard", alpha)
+            points[s].append({"variant": "standard", "alpha": alpha, "nll": figures["action_nll"],
+                              "hard_beta_nll": figures["hard_beta_nll"], "kl": figures["kl"],
+                              "switch_f1": figures["f1"],
+                              "switches_per_episode": figures["switches_per_episode"]})
+    dirs = []
+    for s in seeds:
+        path = os.path.join(out, f"seed{s}")
+        os.makedirs(path, exist_ok=True)
+        write_json(os.path.join(path, "config.json"), configs.to_dict(configs.replace_fields(
+            config, meta_seed=s, alpha=",".join(f"{a:g}" for a in alphas),
+            metacontroller_variant="standard")))
+        write_json(os.path.join(path, "results.json"),
+                   {"metacontroller": {"sweep": points[s], "trained_from": run}})
+        dirs.append(path)
+    return dirs
 
 
 def gather(run_dirs: list[str]) -> dict[float, list[dict[str, Any]]]:
@@ -78,12 +164,34 @@ def plot(by_alpha: dict[float, list[dict[str, Any]]], rows: list[dict[str, Any]]
 
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("runs", nargs="+", help="run directories with a finished metacontroller "
+    parser.add_argument("runs", nargs="*", help="run directories with a finished metacontroller "
                         "phase on the same base")
+    parser.add_argument("--train", help="a run directory with finished data and pretrain phases: "
+                        "train the seeds of --seeds at each α of --alphas on it first")
+    parser.add_argument("--alphas", default="0.3", help="with --train: comma-separated α values")
+    parser.add_argument("--seeds", default="0", help="with --train: comma-separated seeds (>= 0)")
+    parser.add_argument("--out", help="with --train: where the seeds' run directories go")
     parser.add_argument("--plot", help="write the figure here")
     parser.add_argument("--json", help="write the per-α summary here")
     args = parser.parse_args(argv)
-    by_alpha = gather(args.runs)
+    runs = list(args.runs)
+    if args.train:
+        try:
+            alphas = [float(a) for a in args.alphas.split(",")]
+            seeds = [int(x) for x in args.seeds.split(",")]
+        except ValueError:
+            parser.error(f"--alphas and --seeds: comma-separated numbers, got {args.alphas!r} "
+                         f"and {args.seeds!r}")
+        if any(a < 0 for a in alphas) or any(x < 0 for x in seeds) or len(set(seeds)) != len(seeds):
+            parser.error("--alphas: values >= 0; --seeds: distinct values >= 0")
+        if not args.out:
+            parser.error("--train needs --out")
+        if not os.path.exists(os.path.join(args.train, "pretrain", "done.json")):
+            parser.error(f"--train: {args.train} has no finished pretrain phase")
+        runs += train_and_write(args.train, alphas, seeds, args.out)
+    if not runs:
+        parser.error("give run directories, or --train")
+    by_alpha = gather(runs)
     rows = summarise(by_alpha)
     print(f"{'alpha':>6} {'seeds':>5} {'aligned':>7} {'nll (median, range)':>26} "
           f"{'kl (median, range)':>26}  switch F1")

@@ -43,3 +43,40 @@ def test_a_seed_twice_or_an_unfinished_run_is_refused(tmp_path):
     os.makedirs(tmp_path / "empty")
     with pytest.raises(SystemExit, match="no finished metacontroller phase"):
         rate_distortion_seeds.gather([str(tmp_path / "empty")])
+
+
+def test_vmapped_seeds_train_as_the_phase_trains_each_seed(tmp_path):
+    """Seeds trained together under vmap end where the launcher's phase, run with
+    ``--meta_seed=s``, ends for each seed alone (to float rounding), and the seeds differ."""
+    import jax
+    import numpy as np
+
+    from hrl_internal.data import dataset, packing
+    from hrl_internal.models import transformer
+    from launch.phases import metacontroller as meta_phase
+    from launch.rundir import RunDir
+
+    config = configs.preset("smoke")
+    env = config.gridworld.env_params("pretrain")
+    model = config.model.transformer(env)
+    base = transformer.init(jax.random.PRNGKey(0), model)
+    episodes = dataset.to_numpy(dataset.generate(jax.random.split(jax.random.PRNGKey(1), 64), env))
+    rows = jax.tree.map(jax.numpy.asarray, packing.pack(episodes, env))
+    together = rate_distortion_seeds.train_seeds(config, base, rows, 0.3, [3, 5])
+    for i, seed in enumerate((3, 5)):
+        run_dir = RunDir(str(tmp_path / f"seed{seed}"))
+        alone = meta_phase.train_one(rate_distortion_seeds.seed_config(config, seed, 0.3),
+                                     run_dir, base, rows, "standard", 0.3)
+        assert int(alone.step) == int(together.step[i]) == config.meta.meta_steps
+        for a, b in zip(jax.tree.leaves(alone.params), jax.tree.leaves(together.params)):
+            np.testing.assert_allclose(np.asarray(b[i]), np.asarray(a), rtol=2e-4, atol=2e-5)
+    first, second = (jax.tree.map(lambda x: x[i], together.params) for i in (0, 1))
+    assert any(not np.allclose(a, b) for a, b in zip(jax.tree.leaves(first),
+                                                    jax.tree.leaves(second)))
+
+
+def test_train_refuses_bad_input_before_any_compute(tmp_path):
+    with pytest.raises(SystemExit):
+        rate_distortion_seeds.main([f"--train={tmp_path}", "--seeds=1,1", f"--out={tmp_path}"])
+    with pytest.raises(SystemExit):
+        rate_distortion_seeds.main([f"--train={tmp_path}", "--seeds=1", f"--out={tmp_path}"])
