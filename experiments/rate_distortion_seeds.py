@@ -64,7 +64,7 @@ def train_seeds(config: configs.Config, base: Any, rows: Any, alpha: float,
     done = 0
     while done < m.meta_steps:
         num = min(config.pretrain.steps_per_call, m.meta_steps - done)
-        states, _ = steps(states, keys, num)
+        states, _ = jax.block_until_ready(steps(states, keys, num))  # honest progress
         done += num
         if on_chunk is not None:
             on_chunk(done)
