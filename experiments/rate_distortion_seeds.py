@@ -21,7 +21,6 @@ plot draws every seed's point (filled: aligned) and the median over seeds per α
 from __future__ import annotations
 
 import argparse
-import functools
 import os
 import sys
 import time
@@ -39,9 +38,9 @@ from launch.phases import metacontroller as meta_phase
 from launch.rundir import RunDir, read_json, with_new_defaults, write_json
 
 
-def seed_config(config: configs.Config, seed: int, alpha: float) -> configs.Config:
-    """The run's config as ``--meta_seed=seed --alpha=alpha`` (standard variant) sets it."""
-    return configs.replace_fields(config, meta_seed=seed, alpha=f"{alpha:g}",
+def seed_config(config: configs.Config, seed: int, alphas: list[float]) -> configs.Config:
+    """The run's config as ``--meta_seed=seed --alpha=a,b,..`` (standard variant) sets it."""
+    return configs.replace_fields(config, meta_seed=seed, alpha=",".join(f"{a:g}" for a in alphas),
                                   metacontroller_variant="standard")
 
 
@@ -52,7 +51,7 @@ def train_seeds(config: configs.Config, base: Any, rows: Any, alpha: float,
     from, and draws, what the launcher's phase does with ``--meta_seed=s``."""
     env, model = artefacts.env_and_model(config)
     m = config.meta
-    per_seed = [seed_config(config, s, alpha) for s in seeds]
+    per_seed = [seed_config(config, s, [alpha]) for s in seeds]
     states = jax.tree.map(lambda *x: jnp.stack(x),
                           *[meta_phase.template(c, "standard", alpha, base) for c in per_seed])
     keys = jnp.stack([jax.random.fold_in(meta_phase.meta_key(c), meta_phase.BATCH_TAG)
@@ -89,19 +88,15 @@ def train_and_write(run: str, alphas: list[float], seeds: list[int], out: str) -
             f"{len(seeds)} seeds, {time.monotonic() - start:.0f} s", flush=True))
         for i, s in enumerate(seeds):
             params = jax.tree.map(lambda x: x[i], states.params)
-            figures, _, _ = meta_phase.score(seed_config(config, s, alpha), params, base,
+            figures, _, _ = meta_phase.score(seed_config(config, s, [alpha]), params, base,
                                              eval_rows, "standard", alpha)
-            points[s].append({"variant": "standard", "alpha": alpha, "nll": figures["action_nll"],
-                              "hard_beta_nll": figures["hard_beta_nll"], "kl": figures["kl"],
-                              "switch_f1": figures["f1"],
-                              "switches_per_episode": figures["switches_per_episode"]})
+            points[s].append(meta_phase.sweep_point("standard", alpha, figures))
     dirs = []
     for s in seeds:
         path = os.path.join(out, f"seed{s}")
         os.makedirs(path, exist_ok=True)
-        write_json(os.path.join(path, "config.json"), configs.to_dict(configs.replace_fields(
-            config, meta_seed=s, alpha=",".join(f"{a:g}" for a in alphas),
-            metacontroller_variant="standard")))
+        write_json(os.path.join(path, "config.json"),
+                   configs.to_dict(seed_config(config, s, alphas)))
         write_json(os.path.join(path, "results.json"),
                    {"metacontroller": {"sweep": points[s], "trained_from": run}})
         dirs.append(path)

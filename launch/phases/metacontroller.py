@@ -121,6 +121,13 @@ def score(config: configs.Config, params: Any, base: Any, rows: Any,
     return figures, beta, z
 
 
+def sweep_point(variant: str, alpha: float, figures: dict[str, float]) -> dict[str, Any]:
+    """One rate-distortion point of the phase's ``sweep`` from ``score``'s figures."""
+    return {"variant": variant, "alpha": alpha, "nll": figures["action_nll"],
+            "hard_beta_nll": figures["hard_beta_nll"], "kl": figures["kl"],
+            "switch_f1": figures["f1"], "switches_per_episode": figures["switches_per_episode"]}
+
+
 def _episode_views(rows: Any, beta: np.ndarray, count: int):
     """The first ``count`` episodes that start a row, cut out of their rows: ``[count, T]``."""
     t = rows.actions.shape[1]
@@ -150,10 +157,7 @@ def run(config: configs.Config, run_dir: RunDir) -> dict[str, Any]:
         for alpha in m.alphas(variant):
             state = train_one(config, run_dir, base, train_rows, variant, alpha)
             figures, beta, z = score(config, state.params, base, eval_rows, variant, alpha)
-            point = {"variant": variant, "alpha": alpha, "nll": figures["action_nll"],
-                     "hard_beta_nll": figures["hard_beta_nll"],
-                     "kl": figures["kl"], "switch_f1": figures["f1"],
-                     "switches_per_episode": figures["switches_per_episode"]}
+            point = sweep_point(variant, alpha, figures)
             sweep.append(point)
             print(f"[metacontroller/{artefacts.meta_run_name(variant, alpha)}] held-out nll {point['nll']:.4f} "
                   f"(hard β {point['hard_beta_nll']:.4f}) "

@@ -65,7 +65,7 @@ def test_vmapped_seeds_train_as_the_phase_trains_each_seed(tmp_path):
     together = rate_distortion_seeds.train_seeds(config, base, rows, 0.3, [3, 5])
     for i, seed in enumerate((3, 5)):
         run_dir = RunDir(str(tmp_path / f"seed{seed}"))
-        alone = meta_phase.train_one(rate_distortion_seeds.seed_config(config, seed, 0.3),
+        alone = meta_phase.train_one(rate_distortion_seeds.seed_config(config, seed, [0.3]),
                                      run_dir, base, rows, "standard", 0.3)
         assert int(alone.step) == int(together.step[i]) == config.meta.meta_steps
         for a, b in zip(jax.tree.leaves(alone.params), jax.tree.leaves(together.params)):
