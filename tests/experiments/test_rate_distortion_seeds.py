@@ -45,34 +45,67 @@ def test_a_seed_twice_or_an_unfinished_run_is_refused(tmp_path):
         rate_distortion_seeds.gather([str(tmp_path / "empty")])
 
 
-def test_vmapped_seeds_train_as_the_phase_trains_each_seed(tmp_path):
-    """Seeds trained together under vmap end where the launcher's phase, run with
-    ``--meta_seed=s``, ends for each seed alone (to float rounding), and the seeds differ."""
+def _smoke_data():
     import jax
-    import numpy as np
 
     from hrl_internal.data import dataset, packing
     from hrl_internal.models import transformer
-    from launch.phases import metacontroller as meta_phase
-    from launch.rundir import RunDir
 
     config = configs.preset("smoke")
     env = config.gridworld.env_params("pretrain")
     model = config.model.transformer(env)
     base = transformer.init(jax.random.PRNGKey(0), model)
     episodes = dataset.to_numpy(dataset.generate(jax.random.split(jax.random.PRNGKey(1), 64), env))
-    rows = jax.tree.map(jax.numpy.asarray, packing.pack(episodes, env))
-    together = rate_distortion_seeds.train_seeds(config, base, rows, 0.3, [3, 5])
+    return config, base, packing.pack(episodes, env)
+
+
+@pytest.mark.parametrize("variant", ["standard", "cotrain"])
+def test_vmapped_seeds_train_as_the_phase_trains_each_seed(tmp_path, variant):
+    """Seeds trained together under vmap end where the launcher's phase, run with
+    ``--meta_seed=s``, ends for each seed alone (to float rounding), and the seeds differ
+    (``cotrain``: its base model too)."""
+    import jax
+    import numpy as np
+
+    from launch.phases import metacontroller as meta_phase
+    from launch.rundir import RunDir
+
+    config, base, rows = _smoke_data()
+    rows = jax.tree.map(jax.numpy.asarray, rows)
+    together = rate_distortion_seeds.train_seeds(config, base, rows, 0.3, [3, 5], variant=variant)
+    assert ("base" in together.params) == (variant == "cotrain")
     for i, seed in enumerate((3, 5)):
         run_dir = RunDir(str(tmp_path / f"seed{seed}"))
-        alone = meta_phase.train_one(rate_distortion_seeds.seed_config(config, seed, [0.3]),
-                                     run_dir, base, rows, "standard", 0.3)
+        alone = meta_phase.train_one(rate_distortion_seeds.seed_config(config, seed, [0.3],
+                                                                       variant),
+                                     run_dir, base, rows, variant, 0.3)
         assert int(alone.step) == int(together.step[i]) == config.meta.meta_steps
         for a, b in zip(jax.tree.leaves(alone.params), jax.tree.leaves(together.params)):
             np.testing.assert_allclose(np.asarray(b[i]), np.asarray(a), rtol=2e-4, atol=2e-5)
     first, second = (jax.tree.map(lambda x: x[i], together.params) for i in (0, 1))
-    assert any(not np.allclose(a, b) for a, b in zip(jax.tree.leaves(first),
-                                                    jax.tree.leaves(second)))
+    for part in first:
+        assert any(not np.allclose(a, b) for a, b in zip(jax.tree.leaves(first[part]),
+                                                        jax.tree.leaves(second[part])))
+
+
+def test_written_seeds_resume_at_the_first_unfinished_alpha(tmp_path, monkeypatch):
+    """Each α's points are on disk once it is scored; a rerun trains only the α not there yet,
+    and the gathering reads the written seeds for their variant alone."""
+    config, base, rows = _smoke_data()
+    out = str(tmp_path / "out")
+    dirs = rate_distortion_seeds.write_seeds(config, base, rows, rows, [0.3], [1, 2], out,
+                                             "cotrain")
+    trained = []
+    real = rate_distortion_seeds.train_seeds
+    monkeypatch.setattr(rate_distortion_seeds, "train_seeds",
+                        lambda *a, **k: trained.append(a[3]) or real(*a, **k))
+    rate_distortion_seeds.write_seeds(config, base, rows, rows, [0.3, 1.0], [1, 2], out,
+                                      "cotrain")
+    assert trained == [1.0]
+    by_alpha = rate_distortion_seeds.gather(dirs, "cotrain")
+    assert sorted(by_alpha) == [0.3, 1.0]
+    assert [p["meta_seed"] for p in by_alpha[0.3]] == [1, 2]
+    assert rate_distortion_seeds.gather(dirs, "standard") == {}
 
 
 def test_train_refuses_bad_input_before_any_compute(tmp_path):
