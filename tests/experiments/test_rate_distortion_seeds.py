@@ -93,19 +93,20 @@ def test_written_seeds_resume_at_the_first_unfinished_alpha(tmp_path, monkeypatc
     and the gathering reads the written seeds for their variant alone."""
     config, base, rows = _smoke_data()
     out = str(tmp_path / "out")
+    # The frozen-base variant: the cheaper of the two to train (the base takes no gradient).
     dirs = rate_distortion_seeds.write_seeds(config, base, rows, rows, [0.3], [1, 2], out,
-                                             "cotrain")
+                                             "standard")
     trained = []
     real = rate_distortion_seeds.train_seeds
     monkeypatch.setattr(rate_distortion_seeds, "train_seeds",
                         lambda *a, **k: trained.append(a[3]) or real(*a, **k))
     rate_distortion_seeds.write_seeds(config, base, rows, rows, [0.3, 1.0], [1, 2], out,
-                                      "cotrain")
+                                      "standard")
     assert trained == [1.0]
-    by_alpha = rate_distortion_seeds.gather(dirs, "cotrain")
+    by_alpha = rate_distortion_seeds.gather(dirs, "standard")
     assert sorted(by_alpha) == [0.3, 1.0]
     assert [p["meta_seed"] for p in by_alpha[0.3]] == [1, 2]
-    assert rate_distortion_seeds.gather(dirs, "standard") == {}
+    assert rate_distortion_seeds.gather(dirs, "cotrain") == {}
 
 
 def test_train_refuses_bad_input_before_any_compute(tmp_path):
