@@ -13,8 +13,9 @@ copies of them:
 A field is ``rl.NAME`` (or a bare ``NAME``: a field of ``configs.RLConfig``) or ``meta.NAME`` (a field
 of ``configs.MetaConfig``), set with that field's type. Every phase directory before the first
 changed section is copied (``rl``: all but ``internal_rl``; ``meta``: all but ``metacontroller``
-and ``internal_rl``) and the stored results lose the entries of the phases left out, so the
-launcher skips the finished phases and runs the others afresh.
+and ``internal_rl``), with the run's compiled programs (``compile_cache``), and the stored results
+lose the entries of the phases left out, so the launcher skips the finished phases and runs the
+others afresh.
 """
 from __future__ import annotations
 
@@ -26,7 +27,8 @@ import sys
 
 from experiments import configs
 
-KEEP = ("data", "pretrain", "probe", "steer", "metacontroller", "plots")
+# compile_cache: the copy loads the programs its phases share with the original's.
+KEEP = ("data", "pretrain", "probe", "steer", "metacontroller", "plots", "compile_cache")
 FILES = ("config.json", "results.json", "run.json")
 # The config section each re-run phase depends on, and the phases it makes run again.
 SECTIONS = {"meta": (configs.MetaConfig, ("metacontroller", "internal_rl")),

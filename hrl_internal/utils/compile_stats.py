@@ -70,3 +70,8 @@ def use_persistent_cache(path: str) -> None:
     jax.config.update("jax_compilation_cache_dir", path)
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
     jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+    # JAX's default also keeps XLA's GPU autotuning cache under ``path``, and that folder's name
+    # enters every program's key: a copied or moved run directory (experiments.copy_run) then
+    # loads nothing its original compiled (the smoke metacontroller phase: 202 programs compiled
+    # again). The executables themselves are cached, so a hit skips autotuning anyway.
+    jax.config.update("jax_persistent_cache_enable_xla_caches", "none")

@@ -48,17 +48,22 @@ print(t.programs, t.loaded)
 
 
 def test_use_persistent_cache_lets_a_new_process_load_a_small_quick_program(tmp_path):
+    """...also from a copy of the cache elsewhere: a run directory copied or moved
+    (``experiments.copy_run``) loads what the original compiled."""
+    import shutil
     import subprocess
     import sys
     env = {k: v for k, v in os.environ.items() if not k.startswith("JAX_")}
     root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     env["PYTHONPATH"] = root
 
-    def run():
-        out = subprocess.run([sys.executable, "-c", _NEW_PROCESS, str(tmp_path / "cache")],
+    def run(cache):
+        out = subprocess.run([sys.executable, "-c", _NEW_PROCESS, str(cache)],
                              env=env, capture_output=True, text=True, timeout=120)
         assert out.returncode == 0, out.stderr
         return tuple(int(n) for n in out.stdout.split()[-2:])
 
-    assert run() == (1, 0)  # compiled, and kept although it compiles in well under a second
-    assert run() == (0, 1)  # the next process loads it
+    assert run(tmp_path / "cache") == (1, 0)  # compiled, and kept though it compiles quickly
+    assert run(tmp_path / "cache") == (0, 1)  # the next process loads it
+    shutil.copytree(tmp_path / "cache", tmp_path / "elsewhere" / "cache")
+    assert run(tmp_path / "elsewhere" / "cache") == (0, 1)
