@@ -11,6 +11,8 @@ def _fake_run(root):
         os.makedirs(root / phase)
         (root / phase / "done.json").write_text("{}")
     os.makedirs(root / "metacontroller")
+    os.makedirs(root / "compile_cache")
+    (root / "compile_cache" / "jit_step-0123").write_text("program")
     (root / "config.json").write_text(json.dumps({"rl": {"rl_updates": 10, "rl_lr": 1e-3,
                                                          "rl_methods": "internal_rl"},
                                                   "meta": {"meta_steps": 700}}))
@@ -26,7 +28,8 @@ def test_copies_the_phases_before_rl_and_sets_the_rl_fields_with_their_types(tmp
                        "policy_log_std": "-1"})  # the last: a field the stored run predates
     dst = tmp_path / "dst"
     assert sorted(p.name for p in dst.iterdir() if p.is_dir()) == [
-        "data", "metacontroller", "pretrain", "steer"]
+        "compile_cache", "data", "metacontroller", "pretrain", "steer"]
+    assert (dst / "compile_cache" / "jit_step-0123").read_text() == "program"
     rl = json.loads((dst / "config.json").read_text())["rl"]
     assert rl == {"rl_updates": 60, "rl_lr": 3e-4, "rl_methods": "subgoal_controllers",
                   "policy_log_std": -1.0}
@@ -40,7 +43,8 @@ def test_a_metacontroller_field_reruns_the_metacontroller_and_rl(tmp_path):
                       {"meta.meta_steps": "2100", "meta.sequence_embedding": "episode",
                        "rl.rl_updates": "60"})
     dst = tmp_path / "dst"
-    assert sorted(p.name for p in dst.iterdir() if p.is_dir()) == ["data", "pretrain", "steer"]
+    assert sorted(p.name for p in dst.iterdir() if p.is_dir()) == [
+        "compile_cache", "data", "pretrain", "steer"]
     config = json.loads((dst / "config.json").read_text())
     assert config["meta"] == {"meta_steps": 2100, "sequence_embedding": "episode"}
     assert config["rl"]["rl_updates"] == 60
