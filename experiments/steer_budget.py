@@ -16,10 +16,20 @@ time on an idle 2-core CPU:
     python -m experiments.steer_budget --run=runs/gridworld_cpu steps=4800 lr=3e-3 bs=8
     python -m experiments.steer_budget --run=runs/gridworld_cpu steps=4800 lr=3e-3 rank=128 \
         form=affine
+
+``base_step=N`` steers the base as it was at pretraining step N (a checkpoint the run kept: train
+with ``--checkpoint_every`` dividing N): steerability against the length of pretraining.
+``tasks=A,B`` also scores ground-truth steering on other tasks written as colours (each under
+``task_<colours>_...``): e.g. a 12-colour task made only of the pair transitions pretraining
+shows, against the post-training task's unseen ones. ``train_tasks=posttrain`` (a diagnostic;
+the paper trains the controllers on the pretraining demonstrations, ``run``) trains them on
+``train_episodes`` fresh expert episodes of another task set: can the frozen base be steered
+through transitions its pretraining never showed when the controllers have seen them?
 """
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import time
 
@@ -29,8 +39,9 @@ import numpy as np
 
 from experiments import configs
 from hrl_internal.analysis import rollout, steering
-from hrl_internal.data import packing
-from launch import artefacts
+from hrl_internal.data import dataset, packing
+from hrl_internal.envs import gridworld
+from launch import artefacts, scoring
 from launch.rundir import RunDir, read_json
 
 HELDOUT_ROWS = 64
@@ -48,10 +59,13 @@ def main() -> None:
     parser.add_argument("--run", required=True, help="a run directory with data and pretrain done")
     parser.add_argument("--out", default="steer_budget.jsonl")
     parser.add_argument("settings", nargs="*", help="layer=2 layers=2 steps=400 lr=1e-3 bs=24 "
-                        "rank=16 episodes=512 form=linear start_steps=0 start_weight=1")
+                        "rank=16 episodes=512 form=linear start_steps=0 start_weight=1 "
+                        "base_step=latest tasks=0-1-4-5-0-1-4-5-0-1-4-5,... train_tasks=run "
+                        "train_episodes=20000")
     args = parser.parse_args()
     opts = {"layer": "2", "steps": "400", "lr": "1e-3", "bs": "24", "rank": "16",
-            "episodes": "512", "form": "linear", "start_steps": "0", "start_weight": "1"}
+            "episodes": "512", "form": "linear", "start_steps": "0", "start_weight": "1",
+            "base_step": "latest", "tasks": "", "train_tasks": "run", "train_episodes": "20000"}
     for item in args.settings:
         name, _, value = item.partition("=")
         if name not in opts and name != "layers":
@@ -59,6 +73,16 @@ def main() -> None:
         opts[name] = value
     if opts["form"] not in FORMS:
         raise SystemExit(f"form: must be one of {', '.join(FORMS)}, got {opts['form']!r}")
+    if opts["base_step"] != "latest" and not opts["base_step"].isdigit():
+        raise SystemExit(f"base_step: must be 'latest' or a saved pretraining step, "
+                         f"got {opts['base_step']!r}")
+    base_step = None if opts["base_step"] == "latest" else int(opts["base_step"])
+    extra = [t for t in opts["tasks"].split(",") if t]
+    for task in extra + ([] if opts["train_tasks"] == "run" else [opts["train_tasks"]]):
+        try:
+            gridworld.EnvParams(task_set=task).validate()
+        except ValueError as e:
+            raise SystemExit(f"tasks: {task!r}: {e}") from None
     layer = int(opts["layer"])
     layers = tuple(int(x) for x in opts.get("layers", str(layer)).split(","))
     steps, lr, bs = int(opts["steps"]), float(opts["lr"]), int(opts["bs"])
@@ -67,11 +91,22 @@ def main() -> None:
     env = config.gridworld.env_params("pretrain")
     post = config.gridworld.env_params("posttrain")
     model = config.model.transformer(env)
-    base = artefacts.load_params(run, config)
-    rows = jax.tree.map(jnp.asarray, packing.pack(artefacts.load_split(run, config, "train"),
-                                                  env))
-    held = jax.tree.map(lambda x: jnp.asarray(x[:HELDOUT_ROWS]),
-                        packing.pack(artefacts.load_split(run, config, "eval"), env))
+    try:
+        base = artefacts.load_params(run, config, base_step)
+    except FileNotFoundError as e:
+        raise SystemExit(f"base_step: {e}") from None
+    if opts["train_tasks"] == "run":
+        train_split = artefacts.load_split(run, config, "train")
+    else:
+        # A diagnostic, not the paper's protocol: clean expert demonstrations of other tasks.
+        demo_env = dataclasses.replace(env, task_set=opts["train_tasks"])
+        train_split = dataset.generate_chunked(jax.random.PRNGKey(33), demo_env,
+                                               int(opts["train_episodes"]), 0.0, chunk=5_000)
+    rows = jax.tree.map(jnp.asarray, packing.pack(train_split, env))
+    eval_rows = packing.pack(artefacts.load_split(run, config, "eval"), env)
+    held = jax.tree.map(lambda x: jnp.asarray(x[:HELDOUT_ROWS]), eval_rows)
+    # The base's own held-out figures at that step (the whole split, as the pretrain phase scores).
+    scored = scoring.evaluate_rows(base, eval_rows, model, env)
     key = jax.random.PRNGKey(0)
     started = time.monotonic()
     ctrl, losses = steering.train(jax.random.fold_in(jax.random.fold_in(key, 31), layer), base,
@@ -82,9 +117,13 @@ def main() -> None:
                                   start_weight=float(opts["start_weight"]))
     i = layers.index(layer)
     losses = np.asarray(losses)[:, i]
-    out = {"run": args.run, "layer": layer, "layers": list(layers), "steps": steps, "lr": lr,
-           "bs": bs, "rank": int(opts["rank"]), "form": opts["form"],
-           "start_steps": int(opts["start_steps"]), "start_weight": float(opts["start_weight"]),
+    out = {"run": args.run, "base_step": opts["base_step"],
+           "base_heldout_action_nll": float(scored["action_nll"]),
+           "base_heldout_action_accuracy": float(scored["action_accuracy"]), "layer": layer,
+           "layers": list(layers), "steps": steps, "lr": lr, "bs": bs, "rank": int(opts["rank"]),
+           "form": opts["form"],
+           "train_tasks": opts["train_tasks"], "start_steps": int(opts["start_steps"]),
+           "start_weight": float(opts["start_weight"]),
            "train_s": time.monotonic() - started,
            "train_loss_last10pct": float(losses[-max(1, steps // 10):].mean()),
            "heldout_nll": float(steering.evaluate(ctrl, base, held, model=model, env=env,
@@ -93,7 +132,9 @@ def main() -> None:
                jax.tree.map(jnp.zeros_like, ctrl), base, held, model=model, env=env,
                layers=layers)[i])}
     eval_key = jax.random.fold_in(key, 32)
-    for name, e in (("pre", env), ("post", post)):
+    tasks = [("pre", env), ("post", post)] + [
+        (f"task_{t}", dataclasses.replace(post, task_set=t)) for t in extra]
+    for name, e in tasks:
         for greedy in (False, True):
             r = steering.steered_rollout(eval_key, base, steering.layer_controllers(ctrl, i),
                                          model, e, layer, int(opts["episodes"]), greedy=greedy)

@@ -66,12 +66,13 @@ def base_checkpointer(run: RunDir) -> Checkpointer:
     return Checkpointer(os.path.join(run.phase_dir("pretrain"), "checkpoints"))
 
 
-def load_params(run: RunDir, config: configs.Config) -> Any:
-    """The trained base model's parameters (the latest pretrain checkpoint)."""
+def load_params(run: RunDir, config: configs.Config, step: int | None = None) -> Any:
+    """The trained base model's parameters: the latest pretrain checkpoint, or the one saved at
+    ``step`` (an earlier point of the same training, where ``--checkpoint_every`` kept it)."""
     _, model = env_and_model(config)
     template = pretrain.init_state(jax.random.PRNGKey(0), model,
                                    config.pretrain.hyper(config.skip_nonfinite))
-    return base_checkpointer(run).restore(template).params
+    return base_checkpointer(run).restore(template, step).params
 
 
 def steer_checkpointer(run: RunDir) -> Checkpointer:

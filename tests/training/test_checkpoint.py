@@ -66,3 +66,14 @@ def test_nothing_readable_starts_over_with_a_warning(tmp_path, capsys):
     reader.close()
     assert not resumed and int(state["step"]) == 0
     assert "starting from scratch" in capsys.readouterr().err
+
+
+def test_restore_of_a_given_step_reads_that_step_and_names_the_saved_ones_when_missing(tmp_path):
+    ckpt = Checkpointer(str(tmp_path / "c"), max_to_keep=3)
+    for step in (10, 20):
+        ckpt.save(step, _state(step))
+    np.testing.assert_array_equal(ckpt.restore(TEMPLATE, 10)["w"], np.full(3, 10.0))
+    np.testing.assert_array_equal(ckpt.restore(TEMPLATE)["w"], np.full(3, 20.0))
+    with pytest.raises(FileNotFoundError, match=r"step 15 .*saved steps: \[10, 20\]"):
+        ckpt.restore(TEMPLATE, 15)
+    ckpt.close()
