@@ -78,11 +78,17 @@ def main() -> None:
                          f"got {opts['base_step']!r}")
     base_step = None if opts["base_step"] == "latest" else int(opts["base_step"])
     extra = [t for t in opts["tasks"].split(",") if t]
-    for task in extra + ([] if opts["train_tasks"] == "run" else [opts["train_tasks"]]):
+    named = [("tasks", t) for t in extra]
+    if opts["train_tasks"] != "run":
+        named.append(("train_tasks", opts["train_tasks"]))
+    for setting, task in named:
         try:
             gridworld.EnvParams(task_set=task).validate()
         except ValueError as e:
-            raise SystemExit(f"tasks: {task!r}: {e}") from None
+            raise SystemExit(f"{setting}: {task!r}: {e}") from None
+    if not opts["train_episodes"].isdigit() or int(opts["train_episodes"]) < 1:
+        raise SystemExit(f"train_episodes: must be a positive integer, "
+                         f"got {opts['train_episodes']!r}")
     layer = int(opts["layer"])
     layers = tuple(int(x) for x in opts.get("layers", str(layer)).split(","))
     steps, lr, bs = int(opts["steps"]), float(opts["lr"]), int(opts["bs"])

@@ -7,7 +7,8 @@ from experiments import steer_budget
 
 @pytest.mark.parametrize("setting, message", [
     ("tasks=0-1-x", "tasks: '0-1-x'"),
-    ("train_tasks=0-1-2", "tasks: '0-1-2'"),
+    ("train_tasks=0-1-2", "train_tasks: '0-1-2'"),
+    ("train_episodes=0", "train_episodes: must be a positive integer"),
     ("base_step=last", "base_step: must be 'latest' or a saved pretraining step"),
     ("form=cubic", "form: must be one of linear, affine"),
     ("depth=3", "unknown setting 'depth'"),
