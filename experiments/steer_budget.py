@@ -29,7 +29,6 @@ through transitions its pretraining never showed when the controllers have seen 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import time
 
@@ -105,8 +104,8 @@ def main() -> None:
         train_split = artefacts.load_split(run, config, "train")
     else:
         # A diagnostic, not the paper's protocol: clean expert demonstrations of other tasks.
-        demo_env = dataclasses.replace(env, task_set=opts["train_tasks"])
-        train_split = dataset.generate_chunked(jax.random.PRNGKey(33), demo_env,
+        train_split = dataset.generate_chunked(jax.random.PRNGKey(33),
+                                               config.gridworld.env_params(opts["train_tasks"]),
                                                int(opts["train_episodes"]), 0.0, chunk=5_000)
     rows = jax.tree.map(jnp.asarray, packing.pack(train_split, env))
     eval_rows = packing.pack(artefacts.load_split(run, config, "eval"), env)
@@ -139,7 +138,7 @@ def main() -> None:
                layers=layers)[i])}
     eval_key = jax.random.fold_in(key, 32)
     tasks = [("pre", env), ("post", post)] + [
-        (f"task_{t}", dataclasses.replace(post, task_set=t)) for t in extra]
+        (f"task_{t}", config.gridworld.env_params(t)) for t in extra]
     for name, e in tasks:
         for greedy in (False, True):
             r = steering.steered_rollout(eval_key, base, steering.layer_controllers(ctrl, i),

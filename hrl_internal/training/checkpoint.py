@@ -55,10 +55,10 @@ class Checkpointer:
         abstract = jax.tree.map(lambda x: jax.ShapeDtypeStruct(
             x.shape, x.dtype, sharding=sharding.placement()), template)
         if step is not None:
-            if step not in self._manager.all_steps():
-                raise FileNotFoundError(
-                    f"no checkpoint of step {step} under {self.directory}; saved steps: "
-                    f"{sorted(self._manager.all_steps()) or 'none'}")
+            saved = sorted(self._manager.all_steps())
+            if step not in saved:
+                raise FileNotFoundError(f"no checkpoint of step {step} under {self.directory}; "
+                                        f"saved steps: {saved or 'none'}")
             return self._manager.restore(step, args=ocp.args.StandardRestore(abstract))
         steps = sorted(self._manager.all_steps(), reverse=True)
         if not steps:
