@@ -8,9 +8,13 @@ the per-colour hazard (the fraction of episodes that reach colour k+1 among thos
 colour k: first colours of a pair need the controller, second colours only navigation), acting
 sampled and greedy. ``form=affine`` adds an offset per subgoal (``e + U_g e + c_g``, not the
 paper's form) and ``rank=d_model`` makes ``U_g`` full rank: is the linear low-rank edit what
-limits steering? Appends one JSON line per run to ``--out``. The README's steering-budget and
-controller-form figures were made with it on the default main job's run directory, one run at a
-time on an idle 2-core CPU:
+limits steering? ``form=affine rank=0`` is the offset alone, ``e + c_g`` (a steering vector per
+subgoal: an edit that cannot depend on what the residual stream holds). Each task set records
+the wrong colours its episodes entered, by task position; a single task also the shares, at its
+later pair starts, of the colour the history predicts, the written pair's own second colour and
+the colour just left (``..._pair_start_wrong_...``). Appends one JSON line per run to ``--out``.
+The README's steering-budget and controller-form figures were made with it on the default main
+job's run directory, one run at a time on an idle 2-core CPU:
 
     python -m experiments.steer_budget --run=runs/gridworld_cpu steps=1600 lr=3e-3
     python -m experiments.steer_budget --run=runs/gridworld_cpu steps=4800 lr=3e-3 bs=8
@@ -25,6 +29,8 @@ shows, against the post-training task's unseen ones. ``train_tasks=posttrain`` (
 the paper trains the controllers on the pretraining demonstrations, ``run``) trains them on
 ``train_episodes`` fresh expert episodes of another task set: can the frozen base be steered
 through transitions its pretraining never showed when the controllers have seen them?
+``train_tasks=run+0-1-2-3-0-1-2-3`` adds such episodes to the run's own split: controllers that
+have seen one unseen transition (01->23), scored on the post-training task's others.
 """
 from __future__ import annotations
 
@@ -53,6 +59,32 @@ def hazard(result: rollout.RolloutResult, task_len: int) -> list[float | None]:
     return [float(np.mean(p[p >= k] > k)) if np.any(p >= k) else None for k in range(task_len)]
 
 
+def pair_start_wrong(counts: np.ndarray, task: tuple[int, ...],
+                     seen: tuple[tuple[int, ...], ...]) -> dict[str, float | int]:
+    """Where a single task's episodes go wrong at its later pair starts (positions 2, 4, ...):
+    of the wrong colours entered there, the share that start a pair which follows the pair just
+    completed somewhere in ``seen`` (the pretraining tasks: what the history predicts), the share
+    that are the written pair's own second colour (the right pair, in the wrong order), and the
+    share that are the colour just left (stepping back onto it counts as entering it). By chance
+    (a wrong colour drawn uniformly from the other seven) these would be 2/7, 1/7 and 1/7."""
+    pairs = lambda t: [tuple(t[i:i + 2]) for i in range(0, len(t), 2)]
+    successors: dict[tuple[int, ...], set[int]] = {}
+    for t in seen:
+        ps = pairs(t)
+        for p, q in zip(ps, ps[1:]):
+            successors.setdefault(p, set()).add(q[0])
+    total = to_seen = to_second = to_left = 0
+    for k in range(2, len(task), 2):
+        row = counts[k]
+        total += int(row.sum())
+        to_seen += int(sum(row[c] for c in successors.get(tuple(task[k - 2:k]), ())))
+        to_second += int(row[task[k + 1]])
+        to_left += int(row[task[k - 1]])
+    return {"count": total, "to_seen_successor": to_seen / max(total, 1),
+            "to_own_second_colour": to_second / max(total, 1),
+            "to_colour_just_left": to_left / max(total, 1)}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--run", required=True, help="a run directory with data and pretrain done")
@@ -78,8 +110,10 @@ def main() -> None:
     base_step = None if opts["base_step"] == "latest" else int(opts["base_step"])
     extra = [t for t in opts["tasks"].split(",") if t]
     named = [("tasks", t) for t in extra]
-    if opts["train_tasks"] != "run":
-        named.append(("train_tasks", opts["train_tasks"]))
+    # ``run+<task>``: the run's split and fresh demonstrations of <task>, one training set.
+    extra_train = opts["train_tasks"].removeprefix("run+")
+    if extra_train != "run":
+        named.append(("train_tasks", extra_train))
     for setting, task in named:
         try:
             gridworld.EnvParams(task_set=task).validate()
@@ -105,8 +139,11 @@ def main() -> None:
     else:
         # A diagnostic, not the paper's protocol: clean expert demonstrations of other tasks.
         train_split = dataset.generate_chunked(jax.random.PRNGKey(33),
-                                               config.gridworld.env_params(opts["train_tasks"]),
+                                               config.gridworld.env_params(extra_train),
                                                int(opts["train_episodes"]), 0.0, chunk=5_000)
+        if opts["train_tasks"].startswith("run+"):
+            train_split = dataset.concatenate([artefacts.load_split(run, config, "train"),
+                                               train_split])
     rows = jax.tree.map(jnp.asarray, packing.pack(train_split, env))
     eval_rows = packing.pack(artefacts.load_split(run, config, "eval"), env)
     held = jax.tree.map(lambda x: jnp.asarray(x[:HELDOUT_ROWS]), eval_rows)
@@ -149,6 +186,11 @@ def main() -> None:
             out[f"{tag}_hazard"] = hazard(r, len(e.tasks[0]))
             anatomy = rollout.failure_anatomy(r, e.max_steps)
             out.update({f"{tag}_{k}": v for k, v in anatomy.items()})
+            counts = rollout.wrong_colours(r, e.max_steps, e.num_objects, len(e.tasks[0]))
+            out[f"{tag}_wrong_colours"] = counts.tolist()
+            if len(e.tasks) == 1:
+                out.update({f"{tag}_pair_start_wrong_{k}": v for k, v in
+                            pair_start_wrong(counts, e.tasks[0], env.tasks).items()})
     print(json.dumps(out))
     with open(args.out, "a") as f:
         f.write(json.dumps(out) + "\n")

@@ -28,6 +28,9 @@ class RolloutResult(NamedTuple):
     success: jax.Array  # [N] bool
     length: jax.Array  # [N] int32, steps taken
     progress: jax.Array  # [N] int32, colours of the task visited
+    # [N] int32 colour of the cell each episode ends on (-1: none): the wrong colour entered by
+    # an episode that failed before its time limit (``family.colour_here``).
+    final_colour: jax.Array | None = None
 
 
 def colour_success(result: RolloutResult) -> float:
@@ -55,6 +58,19 @@ def failure_anatomy(result: RolloutResult, max_steps: int) -> dict[str, float]:
             "pair_second_colour_success":
                 float(second.sum() / max(second.sum() + second_failed, 1)),
             "time_limit_share": float(timed_out.sum() / max(failed.sum(), 1))}
+
+
+def wrong_colours(result: RolloutResult, max_steps: int, num_colours: int,
+                  task_len: int) -> np.ndarray:
+    """``[task_len, num_colours]`` counts: episodes that ended before their time limit by entering
+    colour c while pursuing the task's k-th colour (``progress == k``). Which wrong colour an
+    episode takes says what it was heading for instead (e.g. the colour its history predicts)."""
+    failed = ~np.asarray(result.success, bool) & (np.asarray(result.length) < max_steps)
+    colour, progress = np.asarray(result.final_colour), np.asarray(result.progress)
+    counts = np.zeros((task_len, num_colours), np.int64)
+    keep = failed & (colour >= 0) & (progress < task_len)
+    np.add.at(counts, (progress[keep], colour[keep]), 1)
+    return counts
 
 
 def rollout(key: jax.Array, params: Any, model: ModelConfig, env: EnvParams,
@@ -94,4 +110,5 @@ def _rollout(key, params, intervene_params, greedy, model, env, num_episodes, la
 
     carry = (state, jnp.zeros((num_episodes,), jnp.int32), lower_cache, upper_cache)
     (final, length, _, _), _ = jax.lax.scan(act, carry, jax.random.split(act_key, env.max_steps))
-    return RolloutResult(final.success, length, final.progress)
+    final_colour = jax.vmap(family.colour_here, in_axes=(0, None))(final, env)
+    return RolloutResult(final.success, length, final.progress, final_colour)

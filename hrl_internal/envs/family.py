@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 
 from hrl_internal.envs import ant_pinpad, gridworld
 
@@ -45,6 +46,14 @@ def step(state: Any, action: jax.Array, env: EnvParams
 def current_subgoal(state: Any, env: EnvParams) -> jax.Array:
     """The subgoal being pursued: a colour pair (gridworld) or a colour (ant)."""
     return (ant_pinpad if is_ant(env) else gridworld).current_subgoal(state)
+
+
+def colour_here(state: Any, env: EnvParams) -> jax.Array:
+    """[] int32 colour of the cell the agent (the ant's torso) is in, -1 where it holds none: at
+    the end of an episode that failed before its time limit, the wrong colour it entered."""
+    cell = state.cell if is_ant(env) else state.agent_cell
+    hit = state.object_cells == cell
+    return jnp.where(jnp.any(hit), jnp.argmax(hit), -1).astype(jnp.int32)
 
 
 def colours_per_subgoal(env: EnvParams) -> int:

@@ -26,6 +26,10 @@ def test_rollout_is_reproducible_and_an_identity_intervention_changes_nothing(ti
     assert np.all(plain.progress[plain.success] == 6)
     early = (~plain.success) & (plain.length < tiny["env"].max_steps)
     assert early.any() and np.all(plain.progress[early] < 6)
+    # An early end is a wrong colour entered: the episode ends on a coloured cell. A success ends
+    # on its task's last colour, the second of a pair (odd).
+    assert np.all(plain.final_colour[early] >= 0)
+    assert np.all(plain.final_colour[plain.success] % 2 == 1)
 
 
 @pytest.mark.xfail(strict=True, raises=AssertionError,
@@ -156,6 +160,20 @@ def test_failure_anatomy_splits_by_pair_position_and_cause():
     # reached: 2 + 0 + 1 + 0 = 3, failed on 1.
     assert got == {"pair_start_colour_success": 4 / 6, "pair_second_colour_success": 3 / 4,
                    "time_limit_share": 1 / 3}
+
+
+def test_wrong_colours_counts_early_failures_by_position_and_colour():
+    from hrl_internal.analysis.rollout import RolloutResult, wrong_colours
+    # A success (ends on its last colour: not counted); colour 5 entered pursuing the 2nd colour;
+    # the time limit pursuing the 3rd (standing on colour 1: not counted); colour 3 entered
+    # pursuing the 1st, twice.
+    result = RolloutResult(success=np.array([True, False, False, False, False]),
+                           length=np.array([20, 6, 50, 3, 4]), progress=np.array([4, 1, 2, 0, 0]),
+                           final_colour=np.array([3, 5, 1, 3, 3]))
+    counts = wrong_colours(result, max_steps=50, num_colours=8, task_len=4)
+    expected = np.zeros((4, 8), np.int64)
+    expected[1, 5], expected[0, 3] = 1, 2
+    np.testing.assert_array_equal(counts, expected)
 
 
 def test_training_in_chunks_equals_one_call(tiny):
