@@ -31,10 +31,17 @@ the paper trains the controllers on the pretraining demonstrations, ``run``) tra
 through transitions its pretraining never showed when the controllers have seen them?
 ``train_tasks=run+0-1-2-3-0-1-2-3`` adds such episodes to the run's own split: controllers that
 have seen one unseen transition (01->23), scored on the post-training task's others.
+``forget=none,upper,lower,both`` scores the same controllers again with the base forgetting the
+episode's history at each subgoal change, in the blocks above the layer, below it, or all
+(``rollout.rollout``'s ``forget``; tags ``<tasks>_forget_<mode>_...``): does the history before
+a subgoal override the subgoal written at the layer? ``train_forget=both`` (or ``lower``,
+``upper``) trains the controllers in that regime: attention restricted to the current subgoal's
+steps (``steering.subgoal_segments``); the held-out NLL is then scored in it too.
 """
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import time
 
@@ -92,11 +99,12 @@ def main() -> None:
     parser.add_argument("settings", nargs="*", help="layer=2 layers=2 steps=400 lr=1e-3 bs=24 "
                         "rank=16 episodes=512 form=linear start_steps=0 start_weight=1 "
                         "base_step=latest tasks=0-1-4-5-0-1-4-5-0-1-4-5,... train_tasks=run "
-                        "train_episodes=20000")
+                        "train_episodes=20000 forget=none,upper,lower,both train_forget=none")
     args = parser.parse_args()
     opts = {"layer": "2", "steps": "400", "lr": "1e-3", "bs": "24", "rank": "16",
             "episodes": "512", "form": "linear", "start_steps": "0", "start_weight": "1",
-            "base_step": "latest", "tasks": "", "train_tasks": "run", "train_episodes": "20000"}
+            "base_step": "latest", "tasks": "", "train_tasks": "run", "train_episodes": "20000",
+            "forget": "none", "train_forget": "none"}
     for item in args.settings:
         name, _, value = item.partition("=")
         if name not in opts and name != "layers":
@@ -108,6 +116,14 @@ def main() -> None:
         raise SystemExit(f"base_step: must be 'latest' or a saved pretraining step, "
                          f"got {opts['base_step']!r}")
     base_step = None if opts["base_step"] == "latest" else int(opts["base_step"])
+    forgets = opts["forget"].split(",")
+    if not forgets or any(f not in rollout.FORGET for f in forgets):
+        raise SystemExit(f"forget: a comma-separated list of {', '.join(rollout.FORGET)}, "
+                         f"got {opts['forget']!r}")
+    if opts["train_forget"] not in rollout.FORGET:
+        raise SystemExit(f"train_forget: must be one of {', '.join(rollout.FORGET)}, "
+                         f"got {opts['train_forget']!r}")
+    train_forget = opts["train_forget"]
     extra = [t for t in opts["tasks"].split(",") if t]
     named = [("tasks", t) for t in extra]
     # ``run+<task>``: the run's split and fresh demonstrations of <task>, one training set.
@@ -156,7 +172,8 @@ def main() -> None:
                                   rank=int(opts["rank"]), steps=steps, batch_size=bs,
                                   learning_rate=lr, affine=opts["form"] == "affine",
                                   start_steps=int(opts["start_steps"]),
-                                  start_weight=float(opts["start_weight"]))
+                                  start_weight=float(opts["start_weight"]),
+                                  forget=train_forget)
     i = layers.index(layer)
     losses = np.asarray(losses)[:, i]
     out = {"run": args.run, "base_step": opts["base_step"],
@@ -164,33 +181,35 @@ def main() -> None:
            "base_heldout_action_accuracy": float(scored["action_accuracy"]), "layer": layer,
            "layers": list(layers), "steps": steps, "lr": lr, "bs": bs, "rank": int(opts["rank"]),
            "form": opts["form"],
-           "train_tasks": opts["train_tasks"], "start_steps": int(opts["start_steps"]),
+           "train_tasks": opts["train_tasks"], "forget": forgets, "train_forget": train_forget,
+           "start_steps": int(opts["start_steps"]),
            "start_weight": float(opts["start_weight"]),
            "train_s": time.monotonic() - started,
            "train_loss_last10pct": float(losses[-max(1, steps // 10):].mean()),
            "heldout_nll": float(steering.evaluate(ctrl, base, held, model=model, env=env,
-                                                  layers=layers)[i]),
+                                                  layers=layers, forget=train_forget)[i]),
            "heldout_nll_unsteered": float(steering.evaluate(
                jax.tree.map(jnp.zeros_like, ctrl), base, held, model=model, env=env,
-               layers=layers)[i])}
+               layers=layers, forget=train_forget)[i])}
     eval_key = jax.random.fold_in(key, 32)
     tasks = [("pre", env), ("post", post)] + [
         (f"task_{t}", config.gridworld.env_params(t)) for t in extra]
-    for name, e in tasks:
-        for greedy in (False, True):
-            r = steering.steered_rollout(eval_key, base, steering.layer_controllers(ctrl, i),
-                                         model, e, layer, int(opts["episodes"]), greedy=greedy)
-            tag = f"{name}_greedy" if greedy else name
-            out[f"{tag}_success"] = float(np.mean(r.success))
-            out[f"{tag}_colour_success"] = rollout.colour_success(r)
-            out[f"{tag}_hazard"] = hazard(r, len(e.tasks[0]))
-            anatomy = rollout.failure_anatomy(r, e.max_steps)
-            out.update({f"{tag}_{k}": v for k, v in anatomy.items()})
-            counts = rollout.wrong_colours(r, e.max_steps, e.num_objects, len(e.tasks[0]))
-            out[f"{tag}_wrong_colours"] = counts.tolist()
-            if len(e.tasks) == 1:
-                out.update({f"{tag}_pair_start_wrong_{k}": v for k, v in
-                            pair_start_wrong(counts, e.tasks[0], env.tasks).items()})
+    for (name, e), forget, greedy in itertools.product(tasks, forgets, (False, True)):
+        r = steering.steered_rollout(eval_key, base, steering.layer_controllers(ctrl, i),
+                                     model, e, layer, int(opts["episodes"]), greedy=greedy,
+                                     forget=forget)
+        tag = name + ("" if forget == "none" else f"_forget_{forget}") + (
+            "_greedy" if greedy else "")
+        out[f"{tag}_success"] = float(np.mean(r.success))
+        out[f"{tag}_colour_success"] = rollout.colour_success(r)
+        out[f"{tag}_hazard"] = hazard(r, len(e.tasks[0]))
+        anatomy = rollout.failure_anatomy(r, e.max_steps)
+        out.update({f"{tag}_{k}": v for k, v in anatomy.items()})
+        counts = rollout.wrong_colours(r, e.max_steps, e.num_objects, len(e.tasks[0]))
+        out[f"{tag}_wrong_colours"] = counts.tolist()
+        if len(e.tasks) == 1:
+            out.update({f"{tag}_pair_start_wrong_{k}": v for k, v in
+                        pair_start_wrong(counts, e.tasks[0], env.tasks).items()})
     print(json.dumps(out))
     with open(args.out, "a") as f:
         f.write(json.dumps(out) + "\n")

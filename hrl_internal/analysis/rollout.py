@@ -73,20 +73,32 @@ def wrong_colours(result: RolloutResult, max_steps: int, num_colours: int,
     return counts
 
 
+FORGET = ("none", "lower", "upper", "both")
+
+
 def rollout(key: jax.Array, params: Any, model: ModelConfig, env: EnvParams,
             num_episodes: int, *, layer: int | None = None,
             intervene: Intervention | None = None, intervene_params: Any = None,
-            greedy: bool = False) -> RolloutResult:
+            greedy: bool = False, forget: str = "none") -> RolloutResult:
     """Runs ``num_episodes`` episodes of the model acting (sampling unless ``greedy``), with
-    ``intervene(intervene_params, e, state)`` editing the residual stream at ``layer``."""
+    ``intervene(intervene_params, e, state)`` editing the residual stream at ``layer``.
+
+    ``forget`` (an analysis, not how the model was trained: it reads the env's task progress)
+    makes the blocks below ``layer`` (``lower``), above it (``upper``) or all of them (``both``)
+    forget the episode's history each time a new subgoal begins (``backbone.forget_before``), so
+    they attend only to the current subgoal's steps: does the history before a subgoal override
+    the subgoal written at ``layer``?"""
+    if forget not in FORGET:
+        raise ValueError(f"forget must be one of {', '.join(FORGET)}, got {forget!r}")
     layer = model.num_layers if layer is None else layer
     # ``greedy`` is traced, not static: sampled and greedy rollouts share one compiled program.
     return _rollout(key, params, intervene_params, jnp.asarray(greedy), model, env, num_episodes,
-                    layer, intervene)
+                    layer, intervene, forget)
 
 
-@functools.partial(jax.jit, static_argnums=(4, 5, 6, 7, 8))
-def _rollout(key, params, intervene_params, greedy, model, env, num_episodes, layer, intervene):
+@functools.partial(jax.jit, static_argnums=(4, 5, 6, 7, 8, 9))
+def _rollout(key, params, intervene_params, greedy, model, env, num_episodes, layer, intervene,
+             forget):
     reset_key, act_key = jax.random.split(key)
     state = jax.vmap(family.reset, in_axes=(0, None))(
         jax.random.split(reset_key, num_episodes), env)
@@ -96,8 +108,18 @@ def _rollout(key, params, intervene_params, greedy, model, env, num_episodes, la
     observe = jax.vmap(family.observe, in_axes=(0, None))
     env_step = jax.vmap(family.step, in_axes=(0, 0, None))
 
+    per_subgoal = family.colours_per_subgoal(env)
+
     def act(carry, step_key):
-        state, length, lower_cache, upper_cache = carry
+        state, length, lower_cache, upper_cache, segment = carry
+        if forget != "none":
+            # A new subgoal began at the last step: what came before it is forgotten from here.
+            began = state.progress // per_subgoal != segment
+            if forget in ("lower", "both"):
+                lower_cache = backbone.forget_before(lower_cache, began)
+            if forget in ("upper", "both"):
+                upper_cache = backbone.forget_before(upper_cache, began)
+        segment = state.progress // per_subgoal
         e, lower_cache = net.lower(params, lower_cache, observe(state, env), model, layer)
         if intervene is not None:
             e = jax.vmap(intervene, in_axes=(None, 0, 0))(intervene_params, e, state)
@@ -106,9 +128,13 @@ def _rollout(key, params, intervene_params, greedy, model, env, num_episodes, la
                            backbone.sample_action(step_key, outputs))
         length = length + (~state.done).astype(jnp.int32)
         state, _, _ = env_step(state, action, env)
-        return (state, length, lower_cache, upper_cache), None
+        return (state, length, lower_cache, upper_cache, segment), None
 
-    carry = (state, jnp.zeros((num_episodes,), jnp.int32), lower_cache, upper_cache)
-    (final, length, _, _), _ = jax.lax.scan(act, carry, jax.random.split(act_key, env.max_steps))
+    zeros = jnp.zeros((num_episodes,), jnp.int32)
+    if forget != "none":  # the caches' pytrees keep one structure through the scan
+        lower_cache = backbone.forget_before(lower_cache, zeros.astype(bool))
+        upper_cache = backbone.forget_before(upper_cache, zeros.astype(bool))
+    carry = (state, zeros, lower_cache, upper_cache, zeros)
+    (final, length, _, _, _), _ = jax.lax.scan(act, carry, jax.random.split(act_key, env.max_steps))
     final_colour = jax.vmap(family.colour_here, in_axes=(0, None))(final, env)
     return RolloutResult(final.success, length, final.progress, final_colour)

@@ -45,31 +45,46 @@ def steps_into_subgoal(rows: packing.PackedRows) -> jax.Array:
     return t - jax.lax.cummax(jnp.where(change, t, 0), axis=1)
 
 
+def subgoal_segments(rows: packing.PackedRows) -> jax.Array:
+    """``[B, T]`` int: an id per subgoal segment (a new one at each subgoal change and each packed
+    episode), so attention restricted to equal ids sees only the current subgoal's steps: the
+    training-time match of ``rollout.rollout``'s ``forget``."""
+    return jnp.cumsum(steps_into_subgoal(rows) == 0, axis=1)
+
+
 def loss_fn(controllers: dict[str, jax.Array], base: Any, rows: packing.PackedRows,
             model: TransformerConfig, env: EnvParams, layers: tuple[int, ...],
-            start_steps: int = 0, start_weight: float = 1.0) -> jax.Array:
+            start_steps: int = 0, start_weight: float = 1.0, forget: str = "none") -> jax.Array:
     """``[len(layers)]`` action NLL of the frozen base model steered at each layer of ``layers``
     (ascending) by the labelled subgoal's controller, ``controllers`` stacked over layers.
 
     ``start_steps > 0`` weights the first ``start_steps`` steps of every subgoal by
     ``start_weight`` (a diagnostic, not the paper's loss: the steps where a new subgoal must be
-    written are few among those where the history already names it).
+    written are few among those where the history already names it). ``forget`` (``lower``,
+    ``upper``, ``both``; a diagnostic) restricts the attention of the blocks below each layer,
+    above it or all of them to the current subgoal's steps (``subgoal_segments``), as
+    ``rollout.rollout``'s ``forget`` does when acting.
 
     The blocks below a layer never see its edit, so the unedited stream is computed once and shared
     by every layer's pass; only the blocks above each layer run (and are differentiated) per layer.
     """
     chex.assert_shape(controllers["a"], (len(layers), NUM_SUBGOALS, None, model.d_model))
+    if forget not in rollout.FORGET:
+        raise ValueError(f"forget must be one of {', '.join(rollout.FORGET)}, got {forget!r}")
     obs, next_obs = packing.observations(rows, env)
     subgoals = jnp.asarray(rows.subgoals, jnp.int32)  # [B, T]
     mask = rows.mask.astype(jnp.float32)
     if start_steps > 0:
         mask = mask * jnp.where(steps_into_subgoal(rows) < start_steps, start_weight, 1.0)
+    scoped = subgoal_segments(rows) if forget != "none" else None
+    lower = scoped if forget in ("lower", "both") else rows.segments
+    upper = scoped if forget in ("upper", "both") else rows.segments
     e, below = transformer.embed(base, obs, model), 0
     losses = []
     for i, layer in enumerate(layers):
-        e, below = backbone.run_blocks(base, e, below, layer, model, rows.segments), layer
+        e, below = backbone.run_blocks(base, e, below, layer, model, lower), layer
         steer = intervention.subgoal_controller(layer_controllers(controllers, i), subgoals)
-        top = backbone.run_blocks(base, steer(e), layer, model.num_layers, model, rows.segments)
+        top = backbone.run_blocks(base, steer(e), layer, model.num_layers, model, upper)
         action_nll, _, _ = sequence_losses(backbone.heads(base, top, model), rows.actions,
                                            next_obs)
         losses.append(masked_mean(action_nll, mask))
@@ -102,11 +117,12 @@ def init_state(key: jax.Array, model: TransformerConfig, layers: tuple[int, ...]
 
 @functools.partial(jax.jit, static_argnames=("model", "env", "layers", "batch_size",
                                               "learning_rate", "num_steps", "start_steps",
-                                              "start_weight"))
+                                              "start_weight", "forget"))
 def train_steps(state: SteerState, base: Any, rows: packing.PackedRows, key: jax.Array, *,
                 model: TransformerConfig, env: EnvParams, layers: tuple[int, ...],
                 batch_size: int, learning_rate: float, num_steps: int, start_steps: int = 0,
-                start_weight: float = 1.0) -> tuple[SteerState, jax.Array]:
+                start_weight: float = 1.0, forget: str = "none"
+                ) -> tuple[SteerState, jax.Array]:
     """``num_steps`` updates of every layer's controllers, on the same batches (step ``s`` draws
     with ``fold_in(key, s)``: chunked or resumed runs equal one uninterrupted run). Each layer's
     controllers see only their own loss (the summed loss separates by layer, and Adam is per
@@ -118,7 +134,8 @@ def train_steps(state: SteerState, base: Any, rows: packing.PackedRows, key: jax
     def update(state, _):
         batch = sample_batch(rows, jax.random.fold_in(key, state.step), batch_size)
         losses, vjp = jax.vjp(lambda c: loss_fn(c, base, batch, model, env, layers,
-                                                start_steps, start_weight), state.controllers)
+                                                start_steps, start_weight, forget),
+                              state.controllers)
         grads, = vjp(jnp.ones_like(losses))  # d(sum of the layers' losses): separable
         updates, opt_state = opt.update(grads, state.opt_state, state.controllers)
         return SteerState(optax.apply_updates(state.controllers, updates), opt_state,
@@ -130,7 +147,8 @@ def train_steps(state: SteerState, base: Any, rows: packing.PackedRows, key: jax
 def train(key: jax.Array, base: Any, rows: packing.PackedRows, *, model: TransformerConfig,
           env: EnvParams, layers: tuple[int, ...], rank: int, steps: int, batch_size: int,
           learning_rate: float, affine: bool = False, start_steps: int = 0,
-          start_weight: float = 1.0) -> tuple[dict[str, jax.Array], jax.Array]:
+          start_weight: float = 1.0, forget: str = "none"
+          ) -> tuple[dict[str, jax.Array], jax.Array]:
     """All of ``train_steps`` in one call: the controllers stacked over layers and the loss
     ``[steps, n_layers]``."""
     init_key, batch_key = jax.random.split(key)
@@ -138,15 +156,16 @@ def train(key: jax.Array, base: Any, rows: packing.PackedRows, *, model: Transfo
     state, losses = train_steps(state, base, rows, batch_key, model=model, env=env, layers=layers,
                                 batch_size=batch_size, learning_rate=learning_rate,
                                 num_steps=steps, start_steps=start_steps,
-                                start_weight=start_weight)
+                                start_weight=start_weight, forget=forget)
     return state.controllers, losses
 
 
-@functools.partial(jax.jit, static_argnames=("model", "env", "layers"))
+@functools.partial(jax.jit, static_argnames=("model", "env", "layers", "forget"))
 def evaluate(controllers: dict[str, jax.Array], base: Any, rows: packing.PackedRows, *,
-             model: TransformerConfig, env: EnvParams, layers: tuple[int, ...]) -> jax.Array:
+             model: TransformerConfig, env: EnvParams, layers: tuple[int, ...],
+             forget: str = "none") -> jax.Array:
     """``[len(layers)]`` steered action NLL on ``rows`` (e.g. held out)."""
-    return loss_fn(controllers, base, rows, model, env, layers)
+    return loss_fn(controllers, base, rows, model, env, layers, forget=forget)
 
 
 def ground_truth_switching(controllers: dict[str, jax.Array], e: jax.Array,
@@ -157,9 +176,9 @@ def ground_truth_switching(controllers: dict[str, jax.Array], e: jax.Array,
 
 def steered_rollout(key: jax.Array, base: Any, controllers: dict[str, jax.Array],
                     model: TransformerConfig, env: EnvParams, layer: int, num_episodes: int,
-                    greedy: bool = False) -> rollout.RolloutResult:
+                    greedy: bool = False, forget: str = "none") -> rollout.RolloutResult:
     """Episodes of the steered model on ``env``'s task set (success, length, colours visited),
-    its actions sampled (or its most likely ones, ``greedy``)."""
+    its actions sampled (or its most likely ones, ``greedy``); ``forget``: ``rollout.rollout``'s."""
     return rollout.rollout(key, base, model, env, num_episodes, layer=layer,
                            intervene=ground_truth_switching, intervene_params=controllers,
-                           greedy=greedy)
+                           greedy=greedy, forget=forget)

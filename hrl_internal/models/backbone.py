@@ -65,8 +65,21 @@ def restart_cache(cache: Any, restart: jax.Array) -> Any:
     each is overwritten before it is read again. A recurrent state is zeroed.
     """
     if isinstance(cache, transformer.KVCache):
-        return cache._replace(position=jnp.where(restart, 0, cache.position))
+        first = None if cache.first is None else jnp.where(restart, 0, cache.first)
+        return cache._replace(position=jnp.where(restart, 0, cache.position), first=first)
     return jax.tree.map(lambda h: jnp.where(restart, 0.0, h), cache)
+
+
+def forget_before(cache: Any, forget: jax.Array) -> Any:
+    """``cache`` with each sequence's past forgotten where ``forget [batch]`` is True: its next
+    step attends to nothing written before it (a KV cache masks those positions from then on; a
+    recurrent state is zeroed). An analysis of what the history contributes (``rollout``'s
+    ``forget``), not something the model was trained with."""
+    if isinstance(cache, transformer.KVCache):
+        batch = cache.keys[0].shape[0] if cache.keys else forget.shape[0]
+        first = jnp.zeros((batch,), jnp.int32) if cache.first is None else cache.first
+        return cache._replace(first=jnp.where(forget, cache.position, first))
+    return jax.tree.map(lambda h: jnp.where(forget[:, None], 0.0, h), cache)
 
 
 def sample_action(key: jax.Array, outputs: dict[str, jax.Array]) -> jax.Array:

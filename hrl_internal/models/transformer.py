@@ -284,6 +284,9 @@ class KVCache(NamedTuple):
     keys: tuple[jax.Array, ...]  # per block [batch, num_heads, length, head_dim]
     values: tuple[jax.Array, ...]  # per block [batch, num_heads, length, head_dim]
     position: jax.Array  # [] int32
+    # [batch] int32: the first position each sequence attends to (``backbone.forget_before``:
+    # the positions before it are forgotten); None: every written position.
+    first: jax.Array | None = None
 
 
 def init_cache(config: TransformerConfig, num_blocks: int, batch: int,
@@ -317,6 +320,9 @@ def _cached_blocks(params: Params, cache: KVCache, x: jax.Array, start: int, sto
     length = keys[0].shape[2] if keys else config.max_len
     distance = pos - jnp.arange(length)  # [length]
     bucket = relative_bucket(distance, config.num_buckets, config.max_distance)
+    visible = distance >= 0  # [length]
+    if cache.first is not None:
+        visible = visible & (jnp.arange(length) >= cache.first[:, None])[:, None]  # [B, 1, S]
     # A Python loop over (few) blocks, not a scan: a scan would slice and restack the whole
     # cache every step, while indexed in-place writes keep the per-step traffic to one token.
     for i in range(stop - start):
@@ -329,10 +335,10 @@ def _cached_blocks(params: Params, cache: KVCache, x: jax.Array, start: int, sto
         q = jnp.einsum("bd,dhk->bhk", h, p["wq"]) / math.sqrt(config.head_dim)
         logits = jnp.einsum("bhk,bhsk->bhs", q, keys[i]) + p["rel_bias"][bucket].T
         # Unwritten cache slots lie in the future (distance < 0): the causal mask hides them.
-        weights = jax.nn.softmax(jnp.where(distance >= 0, logits, -1e30), axis=-1)
+        weights = jax.nn.softmax(jnp.where(visible, logits, -1e30), axis=-1)
         out = jnp.einsum("bhs,bhsk->bhk", weights, values[i])
         x = _mlp(p, x + jnp.einsum("bhk,hkd->bd", out, p["wo"]))
-    return x, KVCache(tuple(keys), tuple(values), pos + 1)
+    return x, KVCache(tuple(keys), tuple(values), pos + 1, cache.first)
 
 
 def lower(params: Params, cache: KVCache, obs_t: jax.Array, config: TransformerConfig,

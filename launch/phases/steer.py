@@ -1,5 +1,6 @@
 """Phase ``steer``: supervised subgoal controllers at each layer, scored on the post-training task
-with ground-truth switching (§C.3).
+with ground-truth switching (§C.3). ``--steer_forget`` (not the paper's) makes the base forget
+the history before each subgoal while the controllers train and act.
 
 Every layer's controllers train in one program (``steering.train_steps``), checkpointed like the
 other training phases; then each layer is scored: held-out steered NLL against the next-colour
@@ -56,7 +57,8 @@ def train_controllers(config: configs.Config, run_dir: RunDir, base: Any, rows: 
             first = int(state.step)
             state, losses = steering.train_steps(
                 state, base, rows, batch_key, model=model, env=env, layers=layers,
-                batch_size=a.steer_batch_size, learning_rate=a.steer_lr, num_steps=num)
+                batch_size=a.steer_batch_size, learning_rate=a.steer_lr, num_steps=num,
+                forget=a.steer_forget)
             losses = np.asarray(losses)
             for i, step_losses in enumerate(losses):
                 writer.write(first + i + 1, {f"loss_layer{l}": float(x)
@@ -97,20 +99,21 @@ def run(config: configs.Config, run_dir: RunDir) -> dict[str, Any]:
     heldout_rows = packing.pack(heldout, env)
     heldout_rows = jax.tree.map(lambda x: jnp.asarray(x[:HELDOUT_ROWS]), heldout_rows)
     heldout_nll = np.asarray(steering.evaluate(controllers, base, heldout_rows, model=model,
-                                               env=env, layers=tuple(layers)))
+                                               env=env, layers=tuple(layers),
+                                               forget=a.steer_forget))
     unsteered_nll = np.asarray(steering.evaluate(jax.tree.map(jnp.zeros_like, controllers), base,
                                                  heldout_rows, model=model, env=env,
-                                                 layers=tuple(layers)))
+                                                 layers=tuple(layers), forget=a.steer_forget))
     told = bayes.next_colour_scores(heldout, env)
     progress = Progress("steer/rollouts", len(layers), unit="layers", every_s=0)
     for i, layer in enumerate(layers):
         layer_ctrl = steering.layer_controllers(controllers, i)
         steered = steering.steered_rollout(eval_key, base, layer_ctrl, model, post, layer,
-                                           a.steer_episodes)
+                                           a.steer_episodes, forget=a.steer_forget)
         # The same controllers on the pretraining tasks: how well the model reaches the colours
         # it is sent to where every transition was seen in training.
         pre = steering.steered_rollout(eval_key, base, layer_ctrl, model, env, layer,
-                                       a.steer_episodes)
+                                       a.steer_episodes, forget=a.steer_forget)
         success.append(float(np.mean(steered.success)))
         colour.append(rollout.colour_success(steered))
         anatomy.append(rollout.failure_anatomy(steered, post.max_steps))
@@ -138,7 +141,7 @@ def run(config: configs.Config, run_dir: RunDir) -> dict[str, Any]:
             "train_seconds": train_seconds,
             "unsteered_posttrain_success": float(np.mean(unsteered.success)),
             "unsteered_posttrain_task_fraction": float(np.mean(unsteered.progress)) / task_len,
-            "episodes": a.steer_episodes}
+            "episodes": a.steer_episodes, "forget": a.steer_forget}
     plot(figures, run_dir.plots_dir,
          run_dir.results().get("pretrain", {}).get("bayes_optimal_action_nll"))
     return figures

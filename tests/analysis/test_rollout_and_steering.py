@@ -32,6 +32,20 @@ def test_rollout_is_reproducible_and_an_identity_intervention_changes_nothing(ti
     assert np.all(plain.final_colour[plain.success] % 2 == 1)
 
 
+def test_forgetting_at_subgoal_changes_changes_only_episodes_that_changed_subgoal(tiny):
+    args = (jax.random.PRNGKey(3), tiny["params"], tiny["model"], tiny["env"], 256)
+    plain = rollout.rollout(*args, layer=1, intervene=identity)
+    for forget in ("lower", "upper", "both"):
+        forgot = rollout.rollout(*args, layer=1, intervene=identity, forget=forget)
+        # Until an episode's first subgoal is done nothing is forgotten: the same draws follow.
+        first = np.asarray(plain.progress) < 2
+        assert first.any() and (~first).any()
+        for a, b in zip(plain, forgot):
+            np.testing.assert_array_equal(np.asarray(a)[first], np.asarray(b)[first])
+    with pytest.raises(ValueError, match="forget must be one of none, lower, upper, both"):
+        rollout.rollout(*args, forget="all")
+
+
 @pytest.mark.xfail(strict=True, raises=AssertionError,
                    reason="open: acting alone, the suite's 300-step tiny base does not yet commit "
                    "to one subgoal more often than an untrained one (README, findings)")
@@ -105,6 +119,27 @@ def test_steps_into_subgoal_restart_at_each_subgoal_and_episode():
     rows = packing.PackedRows(*[None] * len(packing.PackedRows._fields))._replace(
         subgoals=subgoals, segments=segments)
     np.testing.assert_array_equal(steering.steps_into_subgoal(rows), [[0, 1, 2, 0, 1, 0, 0, 1]])
+
+
+def test_training_with_forget_scores_a_subgoal_without_the_steps_before_it(tiny):
+    rows = jax.tree.map(lambda a: np.asarray(a[:8]), tiny["test_rows"])
+    scoped = np.asarray(steering.subgoal_segments(rows))
+    first = scoped == scoped[:, :1]  # each row's first subgoal segment
+    assert (~first & rows.mask).any()
+    # Score only the later segments; move the agent everywhere in the first one.
+    later = rows._replace(mask=rows.mask & ~first)
+    moved = later._replace(agent_cells=np.where(first, (rows.agent_cells + 1) % tiny["env"].grid_size ** 2,
+                                                rows.agent_cells))
+    ctrl = jax.vmap(lambda k: intervention.init_subgoal_controllers(
+        k, steering.NUM_SUBGOALS, tiny["model"].d_model, 4))(jax.random.split(
+            jax.random.PRNGKey(6), 1))
+    loss = lambda r, forget: float(steering.loss_fn(ctrl, tiny["params"], r, tiny["model"],
+                                                    tiny["env"], (1,), forget=forget)[0])
+    assert abs(loss(later, "both") - loss(moved, "both")) < 1e-6
+    assert abs(loss(later, "none") - loss(moved, "none")) > 1e-4, "the history mattered"
+    assert abs(loss(later, "upper") - loss(moved, "upper")) > 1e-4, "below the layer it is kept"
+    with pytest.raises(ValueError, match="forget must be one of"):
+        loss(later, "all")
 
 
 def test_start_weighting_scores_the_first_steps_of_each_subgoal_more(tiny):

@@ -13,6 +13,8 @@ from experiments import steer_budget
     ("base_step=last", "base_step: must be 'latest' or a saved pretraining step"),
     ("form=cubic", "form: must be one of linear, affine"),
     ("depth=3", "unknown setting 'depth'"),
+    ("forget=none,all", "forget: a comma-separated list of none, lower, upper, both"),
+    ("train_forget=all", "train_forget: must be one of none, lower, upper, both"),
 ])
 def test_bad_settings_are_refused_by_name_before_the_run_is_read(monkeypatch, tmp_path, setting,
                                                                  message):

@@ -25,6 +25,7 @@ from tests.launch.resume import TINY, launch
     (dict(alpha="big"), "--alpha", "numbers"),
     (dict(metacontroller_variant="standard,magic"), "--metacontroller_variant", "cotrain"),
     (dict(steer_layers="1,9"), "--steer_layers", "[0, 2]"),
+    (dict(steer_forget="past"), "--steer_forget", "none, lower, upper, both"),
     (dict(checkpoint_every=15), "--checkpoint_every", "multiple of --steps_per_call=10"),
     (dict(expert_walk_updates=-1), "--expert_walk_updates", ">= 0"),
     (dict(expert_control_cost=-0.5), "--expert_control_cost", ">= 0"),
@@ -157,6 +158,17 @@ def test_all_phases_run_record_skip_resume_after_kills_and_rerun_what_a_new_flag
     phases = json.load(open(os.path.join(workdir, "phases.json")))
     assert phases["metacontroller"]["meta"]["alpha"] == "0.1"
     assert phases["pretrain"]["meta"]["alpha"] == "0.3"
+
+    # --steer_forget reruns the steer phase alone, its controllers trained and scored forgetting.
+    forgot = launch(*TINY, "--alpha=0.1", "--steer_forget=both",
+                    "--phases=data,pretrain,probe,steer", f"--workdir={workdir}")
+    assert forgot.returncode == 0, forgot.stderr
+    assert "analysis.steer_forget: 'none' there, 'both' now" in forgot.stdout
+    assert forgot.stdout.count("finished earlier; skipping") == 3
+    results = json.load(open(os.path.join(workdir, "results.json")))
+    assert results["steer"]["forget"] == "both"
+    assert results["steer"]["heldout_unsteered_action_nll"] != \
+        first_results["steer"]["heldout_unsteered_action_nll"], "scored without the history"
 
 
 def test_nan_loss_stops_naming_phase_and_update_and_damaged_data_gives_one_line(tmp_path):

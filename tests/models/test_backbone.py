@@ -40,6 +40,38 @@ def test_restart_cache_empties_only_restarted_state():
     kv = kv._replace(position=jnp.array(5, jnp.int32))
     assert int(backbone.restart_cache(kv, jnp.array(True)).position) == 0
     assert int(backbone.restart_cache(kv, jnp.array(False)).position) == 5
+    forgot = backbone.forget_before(kv, jnp.array([True]))
+    assert int(forgot.first[0]) == 5, "positions before 5 are forgotten"
+    assert int(backbone.restart_cache(forgot, jnp.array(True)).first[0]) == 0
+    assert int(backbone.restart_cache(forgot, jnp.array(False)).first[0]) == 5
+
+
+def _act(model, params, obs, layer, forget_at=None, forget=None):
+    """Per-step action outputs ``[B, T, ...]`` of the cached stack, forgetting ``forget [B]``'s
+    history before step ``forget_at``."""
+    net = backbone.module(model)
+    lower, upper = backbone.init_caches(model, layer, obs.shape[0], obs.shape[1])
+    outs = []
+    for t in range(obs.shape[1]):
+        if t == forget_at:
+            lower, upper = (backbone.forget_before(c, forget) for c in (lower, upper))
+        e, lower = net.lower(params, lower, obs[:, t], model, layer)
+        heads, upper = net.upper(params, upper, e, model, layer)
+        outs.append(next(iter(heads.values())))
+    return jnp.stack(outs, axis=1)
+
+
+def test_forget_before_makes_a_sequence_start_afresh_and_leaves_the_others():
+    obs = jax.random.normal(jax.random.PRNGKey(4), (2, 7, 6))
+    for model in (TF, HAWK):
+        params = backbone.module(model).init(jax.random.PRNGKey(5), model)
+        full = _act(model, params, obs, 1)
+        forgot = _act(model, params, obs, 1, forget_at=3, forget=jnp.array([True, False]))
+        fresh = _act(model, params, obs[:1, 3:], 1)
+        np.testing.assert_allclose(forgot[0, 3:], fresh[0], rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(forgot[0, :3], full[0, :3], rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(forgot[1], full[1], rtol=1e-5, atol=1e-6)
+        assert float(jnp.abs(forgot[0, 3:] - full[0, 3:]).max()) > 1e-3, "the history mattered"
 
 
 def test_actions_and_their_log_probabilities():
