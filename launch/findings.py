@@ -51,7 +51,12 @@ def _steering(r: dict[str, Any]) -> tuple[str, bool] | None:
     middle = depth / 3 <= layers[best] <= 2 * depth / 3
     text = ("post-training success by layer " + ", ".join(f"{s:.3f}" for s in success)
             + (f"; colours reached per colour attempted, best {max(colour):.2f}" if colour else ""))
-    return text, success[best] >= 0.3 and middle and bool(colour) and max(colour) >= 0.9
+    forget = _get(r, "steer", "forget") or "none"
+    if forget != "none":  # --steer_forget: not the paper's setting, so not its finding
+        text = f"the history forgotten at each subgoal (--steer_forget={forget}, not the " \
+               f"paper's): {text}"
+    return text, (success[best] >= 0.3 and middle and bool(colour) and max(colour) >= 0.9
+                  and forget == "none")
 
 
 def _switching(r: dict[str, Any]) -> tuple[str, bool] | None:

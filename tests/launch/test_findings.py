@@ -40,6 +40,7 @@ def test_each_criterion_fails_when_its_figure_misses():
     cases = [("pretrain", "rollout_success", 0.01, "base model competence"),
              ("probe", "accuracy_by_layer", [0.6, 0.5, 0.4, 0.3, 0.3], "F1"),  # best at layer 0
              ("steer", "posttrain_success_by_layer", [0.5, 0.1, 0.1, 0.1, 0.1], "F2"),  # layer 0
+             ("steer", "forget", "both", "F2"),  # --steer_forget: not the paper's setting
              ("metacontroller", "switches_per_episode", 2.5, "F3"),
              ("metacontroller", "latent_code_reach_mismatched_rate", 0.4, "codes"),
              ("metacontroller", "action_accuracy", 0.9, "codes"),  # above the next-colour cap
