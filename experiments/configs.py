@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+from hrl_internal.analysis import rollout
 from hrl_internal.training import expert_ppo
 from hrl_internal.envs import ant_pinpad, gridworld
 from hrl_internal.models import hawk
@@ -628,8 +629,8 @@ def validate(config: Config) -> None:
         if not layers or not all(0 <= l <= config.model.num_layers for l in layers):
             raise ConfigError("steer_layers", f"must be 'all' or comma-separated layers in "
                               f"[0, {config.model.num_layers}], got {steer!r}")
-    if config.analysis.steer_forget not in ("none", "lower", "upper", "both"):
-        raise ConfigError("steer_forget", f"must be one of none, lower, upper, both, got "
+    if config.analysis.steer_forget not in rollout.FORGET:
+        raise ConfigError("steer_forget", f"must be one of {', '.join(rollout.FORGET)}, got "
                           f"{config.analysis.steer_forget!r}")
     _validate_meta(config)
     if config.model.max_distance <= config.model.num_buckets // 2:

@@ -76,8 +76,7 @@ def forget_before(cache: Any, forget: jax.Array) -> Any:
     recurrent state is zeroed). An analysis of what the history contributes (``rollout``'s
     ``forget``), not something the model was trained with."""
     if isinstance(cache, transformer.KVCache):
-        batch = cache.keys[0].shape[0] if cache.keys else forget.shape[0]
-        first = jnp.zeros((batch,), jnp.int32) if cache.first is None else cache.first
+        first = jnp.zeros(forget.shape, jnp.int32) if cache.first is None else cache.first
         return cache._replace(first=jnp.where(forget, cache.position, first))
     return jax.tree.map(lambda h: jnp.where(forget[:, None], 0.0, h), cache)
 
