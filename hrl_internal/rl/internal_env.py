@@ -21,6 +21,16 @@ forced-switch variant (``meta.variant == "forced_switch"``: a code every step, n
 either) the same controllers may be any bank of edits, e.g. one that forces each primitive action:
 the learner's own known-answer test.
 
+``forget`` (not the paper's: its base keeps its whole context) makes the base forget the episode's
+history at each switch, as ``analysis.rollout.rollout``'s ``forget`` does at each subgoal change:
+the blocks below layer l (``"lower"``), above it (``"upper"``) or all of them (``"both"``) attend
+from the switch's step on only to what came after the previous code's last action
+(``backbone.forget_before``). With ground-truth switching that is exactly the rollout's regime, so
+the known-answer method's best policy scores the supervised controllers' success under it. With the
+switching unit, β is read from the unforgetting residual (the unit decides that a subgoal ended)
+and the policy and the new code see the forgetting one (the lower blocks run again on the step's
+observation).
+
 A CompILE model (``meta.variant == "compile"``) has no causal switching unit (its boundaries are
 inferred from whole episodes): the policy then chooses a code every ``meta.segment_rate`` steps,
 the mean segment length of CompILE's prior.
@@ -41,6 +51,7 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
+from hrl_internal.analysis import rollout
 from hrl_internal.envs import family, gridworld
 from hrl_internal.envs.family import EnvParams
 from hrl_internal.models import backbone, intervention, metacontroller
@@ -60,8 +71,12 @@ class InternalEnvSpec:
     decoder: str = "metacontroller"  # or "subgoal_controllers" (see the module docstring)
     # or "ground_truth"; "subgoal_controllers" needs it unless the meta variant forces a switch
     switching: str = "gate"
+    # "none" (the paper's), "lower", "upper" or "both": which blocks forget the history at a switch
+    forget: str = "none"
 
     def __post_init__(self):
+        if self.forget not in rollout.FORGET:
+            raise ValueError(f"forget must be one of {rollout.FORGET}, got {self.forget!r}")
         if self.decoder not in DECODERS:
             raise ValueError(f"decoder must be one of {DECODERS}, got {self.decoder!r}")
         if self.switching not in SWITCHINGS:
@@ -82,6 +97,11 @@ class InternalEnvSpec:
     def clock_switching(self) -> bool:
         """CompILE: a new code every ``meta.segment_rate`` env steps."""
         return self.meta.variant == "compile" and not self.ground_truth_switching
+
+    @property
+    def rule_switching(self) -> bool:
+        """β comes from a rule (the env's labels, a clock, every step), not the switching unit."""
+        return self.ground_truth_switching or self.clock_switching or self.forced_switch
 
     @property
     def known_answer(self) -> bool:
@@ -127,6 +147,9 @@ def reset(key: jax.Array, frozen: Frozen, spec: InternalEnvSpec,
         env_state = family.reset(env_key, spec.env)
     lower_cache, upper_cache = backbone.init_caches(spec.model, spec.layer, 1,
                                                    spec.env.max_steps)
+    if spec.forget != "none":  # the caches' pytrees keep one structure through a scan
+        lower_cache = backbone.forget_before(lower_cache, jnp.zeros((1,), bool))
+        upper_cache = backbone.forget_before(upper_cache, jnp.zeros((1,), bool))
     state = InternalState(env_state, lower_cache, upper_cache, jnp.zeros((spec.model.d_model,)),
                           jnp.zeros((spec.meta.history_dim,)), jnp.zeros((spec.meta.latent_dim,)),
                           act_key)
@@ -140,6 +163,17 @@ def _observe(frozen: Frozen, state: InternalState, spec: InternalEnvSpec) -> Int
     e, lower_cache = backbone.module(spec.model).lower(frozen.base, state.lower_cache, obs[None],
                                                        spec.model, spec.layer)
     return state.replace(e=e[0], lower_cache=lower_cache)
+
+
+def _forget(state: InternalState, switch: jax.Array, spec: InternalEnvSpec) -> InternalState:
+    """``state`` whose base forgets the history before this step where ``switch []`` holds."""
+    flag = switch[None]
+    lower, upper = state.lower_cache, state.upper_cache
+    if spec.forget in ("lower", "both"):
+        lower = backbone.forget_before(lower, flag)
+    if spec.forget in ("upper", "both"):
+        upper = backbone.forget_before(upper, flag)
+    return state.replace(lower_cache=lower, upper_cache=upper)
 
 
 def tick(frozen: Frozen, state: InternalState, z: jax.Array, spec: InternalEnvSpec,
@@ -169,7 +203,7 @@ def tick(frozen: Frozen, state: InternalState, z: jax.Array, spec: InternalEnvSp
     info = {"success": env_state.success, "task_index": env_state.progress}
     # The GRU history feeds only the switching unit, which ground-truth, clock and forced
     # switching replace.
-    if spec.ground_truth_switching or spec.clock_switching or spec.forced_switch:
+    if spec.rule_switching:
         history = state.history
     else:
         history = metacontroller.gru_step(frozen.meta, state.history,
@@ -182,7 +216,6 @@ def tick(frozen: Frozen, state: InternalState, z: jax.Array, spec: InternalEnvSp
             pick(fresh, state.env_state), backbone.restart_cache(state.lower_cache, restart),
             backbone.restart_cache(upper_cache, restart), state.e,
             jnp.where(restart, 0.0, history), jnp.where(restart, 0.0, z), key)
-    state = _observe(frozen, state, spec)
     if spec.ground_truth_switching:
         beta = (gridworld.current_subgoal(env_state) != subgoal_before).astype(jnp.float32)
     elif spec.clock_switching:
@@ -190,11 +223,21 @@ def tick(frozen: Frozen, state: InternalState, z: jax.Array, spec: InternalEnvSp
         beta = (steps % spec.meta.segment_rate == 0).astype(jnp.float32)
     elif spec.forced_switch:
         beta = jnp.ones((), jnp.float32)
+    if spec.rule_switching:  # β is known before the new observation: forget, then observe
+        switch = beta >= spec.beta_threshold
+        if spec.forget != "none":
+            state = _forget(state, switch, spec)
+        state = _observe(frozen, state, spec)
     else:
+        before = state
+        state = _observe(frozen, state, spec)
         beta = metacontroller.switching_gate(frozen.meta,
                                              metacontroller.observe(state.e, spec.meta),
                                              state.history, state.code, spec.meta.gate_temperature)
-    switch = beta >= spec.beta_threshold
+        switch = beta >= spec.beta_threshold
+        if spec.forget != "none":
+            forgot = _observe(frozen, _forget(before, switch, spec), spec)
+            state = jax.tree.map(lambda a, b: jnp.where(switch, a, b), forgot, state)
     return state, reward, switch | restart, {**info, "beta": beta, "action": action, "done": done,
                                              "restart": restart}
 

@@ -16,7 +16,8 @@ has no causal switching unit).
 
 ``gt_steer_success`` is what the frozen model can do on the RL task at all: the success of the
 ground-truth-switched supervised controllers at the RL layer (the best policy of the known-answer
-method), read beside every curve.
+method), read beside every curve. ``--rl_forget`` (not the paper's) makes the base forget the
+episode's history at each switch of the code-space methods and in that ceiling.
 """
 from __future__ import annotations
 
@@ -86,7 +87,7 @@ def method(config: configs.Config, run_dir: RunDir, name: str) -> Method:
         meta = dataclasses.replace(m.module(model.d_model), latent_dim=steering.NUM_SUBGOALS)
         env_spec = internal_env.InternalEnvSpec(model, meta, rl_env(config), m.layer,
                                                 decoder="subgoal_controllers",
-                                                switching="ground_truth")
+                                                switching="ground_truth", forget=r.rl_forget)
         spec = internal_rl.InternalRLSpec(env_spec, code_policy(config, model, meta, True),
                                           **slots)
         return Method(name, "codes", spec, internal_env.Frozen(base, controllers),
@@ -97,7 +98,7 @@ def method(config: configs.Config, run_dir: RunDir, name: str) -> Method:
     meta = meta_training.module_config(m.module(model.d_model), m.hyper(alpha, variant))
     env_spec = internal_env.InternalEnvSpec(
         model, meta, rl_env(config), m.layer, m.beta_threshold,
-        switching="ground_truth" if name == "gt_switching" else "gate")
+        switching="ground_truth" if name == "gt_switching" else "gate", forget=r.rl_forget)
     spec = internal_rl.InternalRLSpec(env_spec, code_policy(config, model, meta), **slots)
     # A co-trained metacontroller steers its own co-trained base model.
     frozen = internal_env.Frozen(trained.get("base", base), trained["meta"])
@@ -200,7 +201,8 @@ def ceiling(config: configs.Config, run_dir: RunDir, key: jax.Array) -> dict[str
     controllers = artefacts.load_controllers(run_dir, config, m.layer)
     episodes = max(r.rl_eval_episodes, 512)
     steered = steering.steered_rollout(key, artefacts.load_params(run_dir, config),
-                                       controllers, model, rl_env(config), m.layer, episodes)
+                                       controllers, model, rl_env(config), m.layer, episodes,
+                                       forget=r.rl_forget)
     success = float(np.mean(steered.success))
     print(f"[internal_rl] ground-truth-switched subgoal controllers at layer {m.layer}: success "
           f"{success:.4f} over {episodes} episodes (what the frozen model can do on the task)")
@@ -211,7 +213,8 @@ def ceiling(config: configs.Config, run_dir: RunDir, key: jax.Array) -> dict[str
 def run(config: configs.Config, run_dir: RunDir) -> dict[str, Any]:
     r = config.rl
     key = jax.random.PRNGKey(config.seed)
-    figures: dict[str, Any] = {"task": r.rl_task, "seeds": r.rl_seeds, "updates": r.rl_updates}
+    figures: dict[str, Any] = {"task": r.rl_task, "seeds": r.rl_seeds, "updates": r.rl_updates,
+                               "forget": r.rl_forget}
     figures.update(ceiling(config, run_dir, jax.random.fold_in(key, CEILING_TAG)))
     curves = {}
     for name in r.methods():

@@ -59,6 +59,7 @@ def test_round_trip_through_dict():
     (dict(policy_log_std=-9.0), "policy_log_std"), (dict(raw_action_lr=0.0), "raw_action_lr"),
     (dict(meta_seed=-2), "meta_seed"),
     (dict(noise_warmup=-1), "noise_warmup"), (dict(steer_forget="all"), "steer_forget"),
+    (dict(rl_forget="always"), "rl_forget"),
 ])
 def test_validate_names_the_field(overrides, field):
     config = configs.replace_fields(configs.Config(), **overrides)

@@ -48,6 +48,7 @@ def test_each_criterion_fails_when_its_figure_misses():
              ("metacontroller", "latent_code_probe_accuracy", 0.3, "codes"),  # not a read-out
              ("internal_rl", "raw_action_rl.success_rate", 0.2, "F5"),
              ("internal_rl", "compile.success_rate", 0.2, "F5"),
+             ("internal_rl", "forget", "both", "F5"),  # --rl_forget: not the paper's setting
              ("internal_rl", "subgoal_controllers.success_rate", 0.1, "RL machinery")]  # < half
     for phase, name, value, finding in cases:
         results = copy.deepcopy(PASSING)

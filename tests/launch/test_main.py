@@ -26,6 +26,7 @@ from tests.launch.resume import TINY, launch
     (dict(metacontroller_variant="standard,magic"), "--metacontroller_variant", "cotrain"),
     (dict(steer_layers="1,9"), "--steer_layers", "[0, 2]"),
     (dict(steer_forget="past"), "--steer_forget", "none, lower, upper, both"),
+    (dict(rl_forget="past"), "--rl_forget", "none, lower, upper, both"),
     (dict(checkpoint_every=15), "--checkpoint_every", "multiple of --steps_per_call=10"),
     (dict(expert_walk_updates=-1), "--expert_walk_updates", ">= 0"),
     (dict(expert_control_cost=-0.5), "--expert_control_cost", ">= 0"),

@@ -162,3 +162,47 @@ def test_decoder_and_switching_refuse_unknown_names_and_non_gridworld_envs(froze
     with pytest.raises(ValueError, match="gridworld"):
         dataclasses.replace(frozen_setup["spec"], switching="ground_truth",
                             env=ant_pinpad.AntEnvParams())
+
+
+@pytest.mark.parametrize("switching", ["ground_truth", "gate"])
+def test_forgetting_leaves_the_base_only_the_steps_since_the_last_switch(frozen_setup, switching):
+    """With ``forget`` the residual after each tick is that of a fresh pass over the observations
+    since the last switch (ground truth: the subgoal changes; the gate: every tick at threshold 0),
+    where without it the whole episode counts."""
+    spec, frozen = _known_answer(frozen_setup)
+    if switching == "gate":
+        spec = dataclasses.replace(frozen_setup["spec"], beta_threshold=0.0, env=spec.env,
+                                   model=spec.model)
+        frozen = frozen._replace(meta=frozen_setup["frozen"].meta)
+    runs = {}
+    for forget in ("both", "none"):
+        fspec = dataclasses.replace(spec, forget=forget)
+        tick = jax.jit(internal_env.tick, static_argnums=3)
+        for seed in range(20):  # an episode with a switch before its end
+            _, state = internal_env.reset(jax.random.PRNGKey(40 + seed), frozen, fspec)
+            es, obs, starts, start = [state.e], [gridworld.observe(state.env_state, spec.env)], [0], 0
+            for t in range(spec.env.max_steps):
+                z = jax.random.normal(jax.random.PRNGKey(200 + t), (spec.meta.latent_dim,))
+                state, _, switch, info = tick(frozen, state, z, fspec)
+                if bool(info["done"]):
+                    break
+                start = t + 1 if bool(switch) else start
+                es.append(state.e)
+                obs.append(gridworld.observe(state.env_state, spec.env))
+                starts.append(start)
+            if 0 < max(starts) < len(es) - 1:
+                break
+        runs[forget] = es, obs, starts
+    # One pass whose packed segments start at the switches: each step sees its segment only.
+    fresh = lambda obs, starts: transformer.apply(
+        frozen.base, jnp.stack(obs)[None], spec.model,
+        segments=jnp.asarray(starts)[None])[1][0, :, spec.layer]
+    es, obs, starts = runs["both"]
+    assert max(starts) > 0
+    np.testing.assert_allclose(np.stack(es), fresh(obs, starts), rtol=1e-4, atol=1e-4)
+    # Without forgetting the same check fails: the history before the switch changes e.
+    es, obs, starts = runs["none"]
+    assert max(starts) > 0
+    assert float(jnp.abs(np.stack(es) - fresh(obs, starts)).max()) > 1e-3
+    with pytest.raises(ValueError, match="forget must be one of"):
+        dataclasses.replace(spec, forget="all")
