@@ -8,10 +8,9 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from hrl_internal.analysis import rollout
 from hrl_internal.training import expert_ppo
 from hrl_internal.envs import ant_pinpad, gridworld
-from hrl_internal.models import hawk
+from hrl_internal.models import backbone, hawk
 from hrl_internal.models import transformer
 from hrl_internal.models import metacontroller
 from hrl_internal.rl import policy
@@ -640,8 +639,8 @@ def validate(config: Config) -> None:
                               f"[0, {config.model.num_layers}], got {steer!r}")
     for name, value in (("steer_forget", config.analysis.steer_forget),
                         ("rl_forget", config.rl.rl_forget)):
-        if value not in rollout.FORGET:
-            raise ConfigError(name, f"must be one of {', '.join(rollout.FORGET)}, got {value!r}")
+        if value not in backbone.FORGET:
+            raise ConfigError(name, f"must be one of {', '.join(backbone.FORGET)}, got {value!r}")
     _validate_meta(config)
     if config.model.max_distance <= config.model.num_buckets // 2:
         raise ConfigError("max_distance", f"must exceed num_buckets/2 = "

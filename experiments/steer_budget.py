@@ -53,6 +53,7 @@ from experiments import configs
 from hrl_internal.analysis import rollout, steering
 from hrl_internal.data import dataset, packing
 from hrl_internal.envs import gridworld
+from hrl_internal.models import backbone
 from launch import artefacts, scoring
 from launch.rundir import RunDir, read_json
 
@@ -117,11 +118,11 @@ def main() -> None:
                          f"got {opts['base_step']!r}")
     base_step = None if opts["base_step"] == "latest" else int(opts["base_step"])
     forgets = opts["forget"].split(",")
-    if not forgets or any(f not in rollout.FORGET for f in forgets):
-        raise SystemExit(f"forget: a comma-separated list of {', '.join(rollout.FORGET)}, "
+    if not forgets or any(f not in backbone.FORGET for f in forgets):
+        raise SystemExit(f"forget: a comma-separated list of {', '.join(backbone.FORGET)}, "
                          f"got {opts['forget']!r}")
-    if opts["train_forget"] not in rollout.FORGET:
-        raise SystemExit(f"train_forget: must be one of {', '.join(rollout.FORGET)}, "
+    if opts["train_forget"] not in backbone.FORGET:
+        raise SystemExit(f"train_forget: must be one of {', '.join(backbone.FORGET)}, "
                          f"got {opts['train_forget']!r}")
     train_forget = opts["train_forget"]
     extra = [t for t in opts["tasks"].split(",") if t]

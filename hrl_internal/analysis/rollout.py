@@ -73,9 +73,6 @@ def wrong_colours(result: RolloutResult, max_steps: int, num_colours: int,
     return counts
 
 
-FORGET = ("none", "lower", "upper", "both")
-
-
 def rollout(key: jax.Array, params: Any, model: ModelConfig, env: EnvParams,
             num_episodes: int, *, layer: int | None = None,
             intervene: Intervention | None = None, intervene_params: Any = None,
@@ -88,8 +85,7 @@ def rollout(key: jax.Array, params: Any, model: ModelConfig, env: EnvParams,
     forget the episode's history each time a new subgoal begins (``backbone.forget_before``), so
     they attend only to the current subgoal's steps: does the history before a subgoal override
     the subgoal written at ``layer``?"""
-    if forget not in FORGET:
-        raise ValueError(f"forget must be one of {', '.join(FORGET)}, got {forget!r}")
+    backbone.check_forget(forget)
     layer = model.num_layers if layer is None else layer
     # ``greedy`` is traced, not static: sampled and greedy rollouts share one compiled program.
     return _rollout(key, params, intervene_params, jnp.asarray(greedy), model, env, num_episodes,
@@ -115,10 +111,8 @@ def _rollout(key, params, intervene_params, greedy, model, env, num_episodes, la
         if forget != "none":
             # A new subgoal began at the last step: what came before it is forgotten from here.
             began = state.progress // per_subgoal != segment
-            if forget in ("lower", "both"):
-                lower_cache = backbone.forget_before(lower_cache, began)
-            if forget in ("upper", "both"):
-                upper_cache = backbone.forget_before(upper_cache, began)
+            lower_cache, upper_cache = backbone.forget_caches(lower_cache, upper_cache, began,
+                                                              forget)
         segment = state.progress // per_subgoal
         e, lower_cache = net.lower(params, lower_cache, observe(state, env), model, layer)
         if intervene is not None:
@@ -131,9 +125,9 @@ def _rollout(key, params, intervene_params, greedy, model, env, num_episodes, la
         return (state, length, lower_cache, upper_cache, segment), None
 
     zeros = jnp.zeros((num_episodes,), jnp.int32)
-    if forget != "none":  # the caches' pytrees keep one structure through the scan
-        lower_cache = backbone.forget_before(lower_cache, zeros.astype(bool))
-        upper_cache = backbone.forget_before(upper_cache, zeros.astype(bool))
+    # The caches' pytrees keep one structure through the scan.
+    lower_cache, upper_cache = backbone.forget_caches(lower_cache, upper_cache,
+                                                      zeros.astype(bool), forget)
     carry = (state, zeros, lower_cache, upper_cache, zeros)
     (final, length, _, _, _), _ = jax.lax.scan(act, carry, jax.random.split(act_key, env.max_steps))
     final_colour = jax.vmap(family.colour_here, in_axes=(0, None))(final, env)

@@ -69,16 +69,16 @@ def loss_fn(controllers: dict[str, jax.Array], base: Any, rows: packing.PackedRo
     by every layer's pass; only the blocks above each layer run (and are differentiated) per layer.
     """
     chex.assert_shape(controllers["a"], (len(layers), NUM_SUBGOALS, None, model.d_model))
-    if forget not in rollout.FORGET:
-        raise ValueError(f"forget must be one of {', '.join(rollout.FORGET)}, got {forget!r}")
+    backbone.check_forget(forget)
     obs, next_obs = packing.observations(rows, env)
     subgoals = jnp.asarray(rows.subgoals, jnp.int32)  # [B, T]
     mask = rows.mask.astype(jnp.float32)
     if start_steps > 0:
         mask = mask * jnp.where(steps_into_subgoal(rows) < start_steps, start_weight, 1.0)
+    forgets_lower, forgets_upper = backbone.forgetting(forget)
     scoped = subgoal_segments(rows) if forget != "none" else None
-    lower = scoped if forget in ("lower", "both") else rows.segments
-    upper = scoped if forget in ("upper", "both") else rows.segments
+    lower = scoped if forgets_lower else rows.segments
+    upper = scoped if forgets_upper else rows.segments
     e, below = transformer.embed(base, obs, model), 0
     losses = []
     for i, layer in enumerate(layers):

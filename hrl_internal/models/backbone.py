@@ -70,6 +70,29 @@ def restart_cache(cache: Any, restart: jax.Array) -> Any:
     return jax.tree.map(lambda h: jnp.where(restart, 0.0, h), cache)
 
 
+# Which blocks forget the history at a subgoal change or switch: none (the paper's), those below
+# the controlled layer, those above it, or all.
+FORGET = ("none", "lower", "upper", "both")
+
+
+def check_forget(forget: str) -> None:
+    if forget not in FORGET:
+        raise ValueError(f"forget must be one of {', '.join(FORGET)}, got {forget!r}")
+
+
+def forgetting(forget: str) -> tuple[bool, bool]:
+    """``(lower, upper)``: whether the blocks below and above the layer forget under ``forget``."""
+    return forget in ("lower", "both"), forget in ("upper", "both")
+
+
+def forget_caches(lower: Any, upper: Any, flag: jax.Array, forget: str) -> tuple[Any, Any]:
+    """The ``(lower, upper)`` caches with ``forget_before(., flag)`` applied to those that
+    ``forget`` names (with ``flag`` all False: the pytree structure forgetting keeps)."""
+    forgets_lower, forgets_upper = forgetting(forget)
+    return (forget_before(lower, flag) if forgets_lower else lower,
+            forget_before(upper, flag) if forgets_upper else upper)
+
+
 def forget_before(cache: Any, forget: jax.Array) -> Any:
     """``cache`` with each sequence's past forgotten where ``forget [batch]`` is True: its next
     step attends to nothing written before it (a KV cache masks those positions from then on; a

@@ -51,7 +51,6 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
-from hrl_internal.analysis import rollout
 from hrl_internal.envs import family, gridworld
 from hrl_internal.envs.family import EnvParams
 from hrl_internal.models import backbone, intervention, metacontroller
@@ -75,8 +74,7 @@ class InternalEnvSpec:
     forget: str = "none"
 
     def __post_init__(self):
-        if self.forget not in rollout.FORGET:
-            raise ValueError(f"forget must be one of {rollout.FORGET}, got {self.forget!r}")
+        backbone.check_forget(self.forget)
         if self.decoder not in DECODERS:
             raise ValueError(f"decoder must be one of {DECODERS}, got {self.decoder!r}")
         if self.switching not in SWITCHINGS:
@@ -147,9 +145,9 @@ def reset(key: jax.Array, frozen: Frozen, spec: InternalEnvSpec,
         env_state = family.reset(env_key, spec.env)
     lower_cache, upper_cache = backbone.init_caches(spec.model, spec.layer, 1,
                                                    spec.env.max_steps)
-    if spec.forget != "none":  # the caches' pytrees keep one structure through a scan
-        lower_cache = backbone.forget_before(lower_cache, jnp.zeros((1,), bool))
-        upper_cache = backbone.forget_before(upper_cache, jnp.zeros((1,), bool))
+    # The caches' pytrees keep one structure through a scan.
+    lower_cache, upper_cache = backbone.forget_caches(lower_cache, upper_cache,
+                                                      jnp.zeros((1,), bool), spec.forget)
     state = InternalState(env_state, lower_cache, upper_cache, jnp.zeros((spec.model.d_model,)),
                           jnp.zeros((spec.meta.history_dim,)), jnp.zeros((spec.meta.latent_dim,)),
                           act_key)
@@ -167,12 +165,8 @@ def _observe(frozen: Frozen, state: InternalState, spec: InternalEnvSpec) -> Int
 
 def _forget(state: InternalState, switch: jax.Array, spec: InternalEnvSpec) -> InternalState:
     """``state`` whose base forgets the history before this step where ``switch []`` holds."""
-    flag = switch[None]
-    lower, upper = state.lower_cache, state.upper_cache
-    if spec.forget in ("lower", "both"):
-        lower = backbone.forget_before(lower, flag)
-    if spec.forget in ("upper", "both"):
-        upper = backbone.forget_before(upper, flag)
+    lower, upper = backbone.forget_caches(state.lower_cache, state.upper_cache, switch[None],
+                                          spec.forget)
     return state.replace(lower_cache=lower, upper_cache=upper)
 
 
