@@ -301,6 +301,13 @@ class MetaConfig:
         "gridworld rate-distortion runs (App. E.1), which trains the decoder under near-binary "
         "switches as internal RL uses it", default=0.0)
     switch_tolerance: int = _help("steps a switch may miss a subgoal boundary by", default=2)
+    meta_forget: str = _help(
+        "not the paper's: the base forgets the episode's history at each labelled subgoal change "
+        "while the metacontrollers train and are scored, in the blocks below --layer ('lower'), "
+        "above it ('upper') or all ('both'), as --steer_forget does for the supervised "
+        "controllers; the metacontroller itself (history, switching unit, encoder) still reads "
+        "the stream with the history, and its latent-code check acts forgetting at its own "
+        "switches. Pair it with --rl_forget. 'none' is the paper's", default="none")
     compile_alpha: str = _help(
         "KL weights of the compile variant (the CompILE baseline: its codes' and boundaries' KL "
         "share one weight); a comma-separated list trains one per value, the first is the one "
@@ -355,6 +362,7 @@ class MetaConfig:
                                        alpha_warmup=self.alpha_warmup,
                                        noise_warmup=self.noise_warmup,
                                        skip_nonfinite=skip_nonfinite,
+                                       forget=self.meta_forget,
                                        boundary_alpha=(self.compile_boundary_alpha
                                                        if variant == "compile" else -1.0))
 
@@ -638,6 +646,7 @@ def validate(config: Config) -> None:
             raise ConfigError("steer_layers", f"must be 'all' or comma-separated layers in "
                               f"[0, {config.model.num_layers}], got {steer!r}")
     for name, value in (("steer_forget", config.analysis.steer_forget),
+                        ("meta_forget", config.meta.meta_forget),
                         ("rl_forget", config.rl.rl_forget)):
         if value not in backbone.FORGET:
             raise ConfigError(name, f"must be one of {', '.join(backbone.FORGET)}, got {value!r}")

@@ -36,7 +36,7 @@ episode's history at each subgoal change, in the blocks above the layer, below i
 (``rollout.rollout``'s ``forget``; tags ``<tasks>_forget_<mode>_...``): does the history before
 a subgoal override the subgoal written at the layer? ``train_forget=both`` (or ``lower``,
 ``upper``) trains the controllers in that regime: attention restricted to the current subgoal's
-steps (``steering.subgoal_segments``); the held-out NLL is then scored in it too.
+steps (``packing.subgoal_segments``); the held-out NLL is then scored in it too.
 """
 from __future__ import annotations
 

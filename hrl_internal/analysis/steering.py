@@ -33,25 +33,6 @@ def layer_controllers(controllers: dict[str, jax.Array], i: int) -> dict[str, ja
     return jax.tree.map(lambda x: x[i], controllers)
 
 
-def steps_into_subgoal(rows: packing.PackedRows) -> jax.Array:
-    """``[B, T]`` int: steps since the step's subgoal began (0 at a subgoal's first step, at an
-    episode's start and where a packed row's next episode starts)."""
-    subgoals = jnp.asarray(rows.subgoals, jnp.int32)
-    segments = jnp.asarray(rows.segments, jnp.int32)
-    change = jnp.concatenate(
-        [jnp.ones_like(subgoals[:, :1], bool),
-         (subgoals[:, 1:] != subgoals[:, :-1]) | (segments[:, 1:] != segments[:, :-1])], axis=1)
-    t = jnp.broadcast_to(jnp.arange(subgoals.shape[1]), subgoals.shape)
-    return t - jax.lax.cummax(jnp.where(change, t, 0), axis=1)
-
-
-def subgoal_segments(rows: packing.PackedRows) -> jax.Array:
-    """``[B, T]`` int: an id per subgoal segment (a new one at each subgoal change and each packed
-    episode), so attention restricted to equal ids sees only the current subgoal's steps: the
-    training-time match of ``rollout.rollout``'s ``forget``."""
-    return jnp.cumsum(steps_into_subgoal(rows) == 0, axis=1)
-
-
 def loss_fn(controllers: dict[str, jax.Array], base: Any, rows: packing.PackedRows,
             model: TransformerConfig, env: EnvParams, layers: tuple[int, ...],
             start_steps: int = 0, start_weight: float = 1.0, forget: str = "none") -> jax.Array:
@@ -62,7 +43,7 @@ def loss_fn(controllers: dict[str, jax.Array], base: Any, rows: packing.PackedRo
     ``start_weight`` (a diagnostic, not the paper's loss: the steps where a new subgoal must be
     written are few among those where the history already names it). ``forget`` (``lower``,
     ``upper``, ``both``; a diagnostic) restricts the attention of the blocks below each layer,
-    above it or all of them to the current subgoal's steps (``subgoal_segments``), as
+    above it or all of them to the current subgoal's steps (``packing.subgoal_segments``), as
     ``rollout.rollout``'s ``forget`` does when acting.
 
     The blocks below a layer never see its edit, so the unedited stream is computed once and shared
@@ -74,11 +55,8 @@ def loss_fn(controllers: dict[str, jax.Array], base: Any, rows: packing.PackedRo
     subgoals = jnp.asarray(rows.subgoals, jnp.int32)  # [B, T]
     mask = rows.mask.astype(jnp.float32)
     if start_steps > 0:
-        mask = mask * jnp.where(steps_into_subgoal(rows) < start_steps, start_weight, 1.0)
-    forgets_lower, forgets_upper = backbone.forgetting(forget)
-    scoped = subgoal_segments(rows) if forget != "none" else None
-    lower = scoped if forgets_lower else rows.segments
-    upper = scoped if forgets_upper else rows.segments
+        mask = mask * jnp.where(packing.steps_into_subgoal(rows) < start_steps, start_weight, 1.0)
+    lower, upper = packing.forgetting_segments(rows, forget)
     e, below = transformer.embed(base, obs, model), 0
     losses = []
     for i, layer in enumerate(layers):

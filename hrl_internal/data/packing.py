@@ -16,6 +16,7 @@ import numpy as np
 from hrl_internal.data.dataset import Episodes
 from hrl_internal.envs import gridworld
 from hrl_internal.envs.gridworld import EnvParams
+from hrl_internal.models import backbone
 
 NO_SEGMENT = -1
 
@@ -149,6 +150,34 @@ def sample_batch(rows: PackedRows, key: jax.Array, batch_size: int) -> PackedRow
     """``batch_size`` rows drawn uniformly with replacement (every learner's batch). Jittable."""
     index = jax.random.randint(key, (batch_size,), 0, rows.num_rows)
     return jax.tree.map(lambda a: a[index], rows)
+
+
+def steps_into_subgoal(rows: PackedRows) -> jax.Array:
+    """``[B, T]`` int: steps since the step's subgoal began (0 at a subgoal's first step, at an
+    episode's start and where a packed row's next episode starts)."""
+    subgoals = jnp.asarray(rows.subgoals, jnp.int32)
+    segments = jnp.asarray(rows.segments, jnp.int32)
+    change = jnp.concatenate(
+        [jnp.ones_like(subgoals[:, :1], bool),
+         (subgoals[:, 1:] != subgoals[:, :-1]) | (segments[:, 1:] != segments[:, :-1])], axis=1)
+    t = jnp.broadcast_to(jnp.arange(subgoals.shape[1]), subgoals.shape)
+    return t - jax.lax.cummax(jnp.where(change, t, 0), axis=1)
+
+
+def subgoal_segments(rows: PackedRows) -> jax.Array:
+    """``[B, T]`` int: an id per subgoal segment (a new one at each subgoal change and each packed
+    episode), so attention restricted to equal ids sees only the current subgoal's steps: the
+    training-time match of ``analysis.rollout.rollout``'s ``forget``."""
+    return jnp.cumsum(steps_into_subgoal(rows) == 0, axis=1)
+
+
+def forgetting_segments(rows: PackedRows, forget: str) -> tuple[jax.Array, jax.Array]:
+    """``(lower, upper)`` ``[B, T]`` segment ids for the blocks below and above the controlled
+    layer under ``forget`` (``backbone.FORGET``): ``subgoal_segments`` for the blocks that
+    forget the history at each subgoal change, the episodes' own ``rows.segments`` for the rest."""
+    forgets_lower, forgets_upper = backbone.forgetting(forget)
+    scoped = subgoal_segments(rows) if forgets_lower or forgets_upper else rows.segments
+    return (scoped if forgets_lower else rows.segments, scoped if forgets_upper else rows.segments)
 
 
 def observations(rows: PackedRows | DenseRows, params: Any) -> tuple[jax.Array, jax.Array]:

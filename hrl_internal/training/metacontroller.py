@@ -53,6 +53,13 @@ class MetaHyper:
     skip_nonfinite: bool = False  # skip updates whose gradient is NaN/Inf (else the loop stops)
     # compile: the boundaries' KL weight α_β (-1: α, one weight for both, as the default)
     boundary_alpha: float = -1.0
+    # Not the paper's: the base forgets the episode's history at each labelled subgoal change,
+    # in the blocks below the layer ("lower"), above it ("upper") or all ("both"), as internal
+    # RL's ``InternalEnvSpec.forget`` does at each switch (``forward_rows``' ``forget``).
+    forget: str = "none"
+
+    def __post_init__(self):
+        backbone.check_forget(self.forget)
 
 
 class MetaState(NamedTuple):
@@ -103,16 +110,25 @@ def init_state(key: jax.Array, meta: MetacontrollerConfig, model: ModelConfig,
 def forward(meta_params: Any, base: Any, obs: jax.Array, segments: jax.Array, key: jax.Array,
             *, model: ModelConfig, meta: MetacontrollerConfig, layer: int,
             deterministic: bool = False, hard_beta_threshold: float | None = None,
-            noise_scale: float | jax.Array = 1.0) -> Forward:
+            noise_scale: float | jax.Array = 1.0,
+            forgetting: tuple[jax.Array, jax.Array] | None = None) -> Forward:
     """The base model steered by the metacontroller at ``layer``.
 
     Args:
       obs: [B, T, obs_size]; segments: [B, T] int episode ids of packed rows.
+      forgetting: ``(lower, upper)`` [B, T] segment ids the blocks below and above ``layer`` attend
+        within when the edit acts (``packing.forgetting_segments``); None: ``segments``. The
+        metacontroller reads the stream computed within ``segments``: as in the internal
+        environment, the unit that decides a switch reads the history the edit acts without.
     Returns:
       the base model's heads and the codes (z, β, μ, log σ², KL), each ``[B, T, ...]``.
     """
-    e_l = backbone.run_blocks(base, backbone.module(model).embed(base, obs, model), 0, layer,
-                              model, segments)
+    embedded = backbone.module(model).embed(base, obs, model)
+    e_l = backbone.run_blocks(base, embedded, 0, layer, model, segments)
+    lower, upper = (segments, segments) if forgetting is None else forgetting
+    # Below layer 0 there are no blocks: the stream is the same either way.
+    e_acted = e_l if lower is segments or layer == 0 else backbone.run_blocks(
+        base, embedded, 0, layer, model, lower)
     resets = metacontroller.resets_from_segments(segments)
     keys = jax.random.split(key, obs.shape[0])
     if meta.variant == "compile":
@@ -126,8 +142,9 @@ def forward(meta_params: Any, base: Any, obs: jax.Array, segments: jax.Array, ke
                                            hard_beta_threshold=hard_beta_threshold,
                                            noise_scale=noise_scale),
                          in_axes=(None, 0, 0, 0))(meta_params, e_l, resets, keys)
-    edited = jax.vmap(lambda c, e: metacontroller.controller(meta_params, c, meta)(e))(codes, e_l)
-    e_top = backbone.run_blocks(base, edited, layer, model.num_layers, model, segments)
+    edited = jax.vmap(lambda c, e: metacontroller.controller(meta_params, c, meta)(e))(codes,
+                                                                                      e_acted)
+    e_top = backbone.run_blocks(base, edited, layer, model.num_layers, model, upper)
     return Forward(backbone.heads(base, e_top, model), codes)
 
 
@@ -148,21 +165,24 @@ def forward_rows(params: Any, base: Any, rows: Rows, key: jax.Array, *,
                  model: ModelConfig, meta: MetacontrollerConfig, env: Any,
                  layer: int, deterministic: bool = False,
                  hard_beta_threshold: float | None = None,
-                 noise_scale: float | jax.Array = 1.0) -> Forward:
-    """``forward`` on packed rows; ``params["base"]`` (cotrain) replaces the frozen ``base``."""
+                 noise_scale: float | jax.Array = 1.0, forget: str = "none") -> Forward:
+    """``forward`` on packed rows; ``params["base"]`` (cotrain) replaces the frozen ``base``;
+    ``forget``: the base forgets the history at each labelled subgoal change (``MetaHyper``)."""
     obs, _ = packing.observations(rows, env)
+    forgetting = None if forget == "none" else packing.forgetting_segments(rows, forget)
     return forward(params["meta"], params.get("base", base), obs, rows.segments, key,
                    model=model, meta=meta, layer=layer, deterministic=deterministic,
-                   hard_beta_threshold=hard_beta_threshold, noise_scale=noise_scale)
+                   hard_beta_threshold=hard_beta_threshold, noise_scale=noise_scale,
+                   forgetting=forgetting)
 
 
 def loss_fn(params: Any, base: Any, rows: Rows, key: jax.Array, *,
             model: ModelConfig, meta: MetacontrollerConfig, env: Any, layer: int,
-            alpha: float, noise_scale: float | jax.Array = 1.0
+            alpha: float, noise_scale: float | jax.Array = 1.0, forget: str = "none"
             ) -> tuple[jax.Array, dict[str, jax.Array]]:
     """``(NLL + α KL, metrics)``; the codes sampled with ``noise_scale`` · σ."""
     out = forward_rows(params, base, rows, key, model=model, meta=meta, env=env, layer=layer,
-                       noise_scale=noise_scale)
+                       noise_scale=noise_scale, forget=forget)
     metrics = metrics_of(out, rows, alpha)
     return metrics["loss"], metrics
 
@@ -192,7 +212,7 @@ def train_steps(state: MetaState, base: Any, data: Rows, key: jax.Array,
 
     ``base`` is a constant here: no gradient reaches it (it is not even differentiated).
     ``loss`` (default: the phase's ``loss_fn``) takes ``loss_fn``'s arguments (α and the noise
-    scale of this step's warm-ups among them) plus the entries of
+    scale of this step's warm-ups, and ``hyper.forget``, among them) plus the entries of
     ``loss_args`` (a pytree of arrays) as keywords and returns ``(loss, metrics)`` with the
     objective in ``metrics["loss"]``: an experiment adds terms to the objective without its own
     copy of the loop (the same batches, noise keys and optimiser).
@@ -208,7 +228,8 @@ def train_steps(state: MetaState, base: Any, data: Rows, key: jax.Array,
         (_, metrics), grads = grad_fn(state.params, base, batch, noise_key, model=model,
                                       meta=meta, env=env, layer=layer,
                                       alpha=alpha_at(state.step, hyper),
-                                      noise_scale=noise_at(state.step, hyper), **loss_args)
+                                      noise_scale=noise_at(state.step, hyper),
+                                      forget=hyper.forget, **loss_args)
         updates, opt_state = opt.update(grads, state.opt_state, state.params)
         metrics["grad_norm"] = optax.tree.norm(grads)
         metrics["nonfinite"] = guards.step_flags(metrics["loss"], metrics["grad_norm"])
@@ -229,7 +250,7 @@ def evaluate(params: Any, base: Any, rows: Rows, *, model: ModelConfig,
     ``hard_beta_threshold``, under the hard gate internal RL uses (``metacontroller.unroll``)."""
     out = forward_rows(params, base, sharding.shard_batch(rows), jax.random.PRNGKey(0), model=model,
                        meta=module_config(meta, hyper), env=env, layer=layer, deterministic=True,
-                       hard_beta_threshold=hard_beta_threshold)
+                       hard_beta_threshold=hard_beta_threshold, forget=hyper.forget)
     metrics = metrics_of(out, rows, hyper.alpha)
     metrics["num_steps"] = jnp.sum(rows.mask)
     return metrics, out

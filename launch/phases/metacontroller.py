@@ -185,6 +185,7 @@ def run(config: configs.Config, run_dir: RunDir) -> dict[str, Any]:
         told = bayes.next_colour_scores(eval_episodes, env)
         cap = {"next_colour_cap_accuracy": told["accuracy"], "next_colour_cap_nll": told["nll"]}
     return {**cap, "variant": m.variants()[0], "alpha": m.alphas(m.variants()[0])[0], "layer": m.layer,
+            "forget": m.meta_forget,
             "nll": main["action_nll"], "kl": main["kl"],
             quality: main[quality], "switch_f1": main["f1"],
             "switch_precision": main["precision"], "switch_recall": main["recall"],
@@ -209,7 +210,8 @@ def latent_code_check(config: configs.Config, params: Any, base: Any, rows: pack
     meta = meta_training.module_config(m.module(model.d_model), m.hyper(0.0, variant))
     pairs = dataclasses.replace(config.gridworld.env_params("pairs"), max_steps=r.rl_max_steps)
     spec = internal_rl.InternalRLSpec(
-        internal_env.InternalEnvSpec(model, meta, pairs, m.layer, m.beta_threshold),
+        internal_env.InternalEnvSpec(model, meta, pairs, m.layer, m.beta_threshold,
+                                     forget=m.meta_forget),
         policy.PolicyConfig(model.d_model, meta.latent_dim, width=1),
         num_slots=r.rl_slots, start_ticks=min(r.rl_start_ticks, LATENT_CHECK_TICKS),
         max_episodes=max(1, min(r.rl_start_ticks, LATENT_CHECK_TICKS) // 4))

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from hrl_internal.analysis import rollout, steering
+from hrl_internal.data import packing
 from hrl_internal.envs import gridworld
 from hrl_internal.models import intervention
 
@@ -78,7 +79,6 @@ def test_steering_controllers_lower_the_steered_loss_at_every_layer(tiny):
 
 
 def test_identity_controllers_give_the_base_models_own_loss(tiny):
-    from hrl_internal.data import packing
     from hrl_internal.models import transformer
     from hrl_internal.training.losses import masked_mean, sequence_losses
     held = jax.tree.map(lambda a: a[:8], tiny["test_rows"])
@@ -112,18 +112,9 @@ def test_each_layers_loss_reaches_only_its_own_controllers(tiny):
     assert float(jnp.abs(grads["b"][0]).sum()) > 0.0
 
 
-def test_steps_into_subgoal_restart_at_each_subgoal_and_episode():
-    from hrl_internal.data import packing
-    subgoals = np.array([[0, 0, 0, 2, 2, 1, 1, 1]])
-    segments = np.array([[0, 0, 0, 0, 0, 0, 1, 1]])  # a new episode at slot 6, same subgoal
-    rows = packing.PackedRows(*[None] * len(packing.PackedRows._fields))._replace(
-        subgoals=subgoals, segments=segments)
-    np.testing.assert_array_equal(steering.steps_into_subgoal(rows), [[0, 1, 2, 0, 1, 0, 0, 1]])
-
-
 def test_training_with_forget_scores_a_subgoal_without_the_steps_before_it(tiny):
     rows = jax.tree.map(lambda a: np.asarray(a[:8]), tiny["test_rows"])
-    scoped = np.asarray(steering.subgoal_segments(rows))
+    scoped = np.asarray(packing.subgoal_segments(rows))
     first = scoped == scoped[:, :1]  # each row's first subgoal segment
     assert (~first & rows.mask).any()
     # Score only the later segments; move the agent everywhere in the first one.
@@ -156,7 +147,7 @@ def test_start_weighting_scores_the_first_steps_of_each_subgoal_more(tiny):
     plain, same = loss(), loss(3, 1.0)
     starts_only = loss(3, 1e9)
     only_starts = rows._replace(mask=np.asarray(rows.mask) & (
-        np.asarray(steering.steps_into_subgoal(rows)) < 3))
+        np.asarray(packing.steps_into_subgoal(rows)) < 3))
     expected = float(steering.loss_fn(ctrl, tiny["params"], only_starts, tiny["model"],
                                       tiny["env"], layers)[0])
     np.testing.assert_allclose(same, plain, rtol=1e-6)

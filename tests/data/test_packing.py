@@ -48,3 +48,18 @@ def test_packed_rows_name_the_colour_the_expert_heads_to():
             # The last step of the episode enters the task's last colour.
             last = rows.colours[r][slots][-1]
             assert eps.object_cells[i][last] == eps.agent_cells[i, n]
+
+
+def test_subgoal_steps_and_segments_restart_at_each_subgoal_and_episode():
+    subgoals = np.array([[0, 0, 0, 2, 2, 1, 1, 1]])
+    segments = np.array([[0, 0, 0, 0, 0, 0, 1, 1]])  # a new episode at slot 6, same subgoal
+    rows = packing.PackedRows(*[None] * len(packing.PackedRows._fields))._replace(
+        subgoals=subgoals, segments=segments)
+    np.testing.assert_array_equal(packing.steps_into_subgoal(rows), [[0, 1, 2, 0, 1, 0, 0, 1]])
+    scoped = [[1, 1, 1, 2, 2, 3, 4, 4]]
+    np.testing.assert_array_equal(packing.subgoal_segments(rows), scoped)
+    for forget, expected in (("none", (segments, segments)), ("lower", (scoped, segments)),
+                             ("upper", (segments, scoped)), ("both", (scoped, scoped))):
+        lower, upper = packing.forgetting_segments(rows, forget)
+        np.testing.assert_array_equal(lower, expected[0], err_msg=forget)
+        np.testing.assert_array_equal(upper, expected[1], err_msg=forget)

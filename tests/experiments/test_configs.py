@@ -60,6 +60,7 @@ def test_round_trip_through_dict():
     (dict(meta_seed=-2), "meta_seed"),
     (dict(noise_warmup=-1), "noise_warmup"), (dict(steer_forget="all"), "steer_forget"),
     (dict(rl_forget="always"), "rl_forget"),
+    (dict(meta_forget="all"), "meta_forget"),
 ])
 def test_validate_names_the_field(overrides, field):
     config = configs.replace_fields(configs.Config(), **overrides)

@@ -145,13 +145,15 @@ def test_all_phases_run_record_skip_resume_after_kills_and_rerun_what_a_new_flag
     resume.check_kills_in_every_phase_then_rerun_equal(workdir, tmp_path)
     resume.check_another_seed_differs(workdir, tmp_path)
 
-    # Another α on the finished run: the base, probes and controllers are reused; the
-    # metacontroller runs again and the RL phase, which reads its codes, is set aside.
-    other = launch(*TINY, "--alpha=0.1", "--phases=data,pretrain,probe,steer,metacontroller",
-                   f"--workdir={workdir}")
+    # Another α and --steer_forget on the finished run: the base and probes are reused; the steer
+    # phase reruns with its controllers trained and scored forgetting, the metacontroller runs
+    # again and the RL phase, which reads its codes, is set aside.
+    other = launch(*TINY, "--alpha=0.1", "--steer_forget=both",
+                   "--phases=data,pretrain,probe,steer,metacontroller", f"--workdir={workdir}")
     assert other.returncode == 0, other.stderr
     assert "meta.alpha: '0.3' there, '0.1' now" in other.stdout
-    assert other.stdout.count("finished earlier; skipping") == 4
+    assert "analysis.steer_forget: 'none' there, 'both' now" in other.stdout
+    assert other.stdout.count("finished earlier; skipping") == 3
     assert "[metacontroller] starting" in other.stdout
     assert os.path.exists(os.path.join(workdir, "replaced", "internal_rl", "done.json"))
     results = json.load(open(os.path.join(workdir, "results.json")))
@@ -159,14 +161,6 @@ def test_all_phases_run_record_skip_resume_after_kills_and_rerun_what_a_new_flag
     phases = json.load(open(os.path.join(workdir, "phases.json")))
     assert phases["metacontroller"]["meta"]["alpha"] == "0.1"
     assert phases["pretrain"]["meta"]["alpha"] == "0.3"
-
-    # --steer_forget reruns the steer phase alone, its controllers trained and scored forgetting.
-    forgot = launch(*TINY, "--alpha=0.1", "--steer_forget=both",
-                    "--phases=data,pretrain,probe,steer", f"--workdir={workdir}")
-    assert forgot.returncode == 0, forgot.stderr
-    assert "analysis.steer_forget: 'none' there, 'both' now" in forgot.stdout
-    assert forgot.stdout.count("finished earlier; skipping") == 3
-    results = json.load(open(os.path.join(workdir, "results.json")))
     assert results["steer"]["forget"] == "both"
     assert results["steer"]["heldout_unsteered_action_nll"] != \
         first_results["steer"]["heldout_unsteered_action_nll"], "scored without the history"

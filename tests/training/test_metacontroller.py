@@ -150,3 +150,41 @@ def test_compiles_separate_boundary_weight_becomes_the_models_kl_scale():
     # A module built for acting (α 0, no training) is the same model.
     acting = meta_training.module_config(meta, dataclasses.replace(hyper, alpha=0.0))
     assert acting.boundary_kl_scale == 1.0
+
+
+def test_forgetting_base_sees_only_the_current_subgoal_and_the_metacontroller_all_history(tiny):
+    """``MetaHyper.forget``: the edit acts on a base that forgets at each labelled subgoal change
+    (with a zero edit: the base's own pass over subgoal segments), while the metacontroller's
+    codes are those it infers reading the whole history."""
+    from hrl_internal.data import packing
+    from hrl_internal.models import transformer
+    meta, hyper, state = _setup(tiny)
+    params = jax.tree.map(lambda x: x, state.params)
+    params["meta"]["decoder"]["b"] = jax.tree.map(jnp.zeros_like, params["meta"]["decoder"]["b"])
+    rows = jax.tree.map(lambda a: a[:8], tiny["test_rows"])
+    mask = np.asarray(rows.mask)
+
+    def steered(forget):
+        return meta_training.forward_rows(params, tiny["params"], rows, jax.random.PRNGKey(0),
+                                          model=tiny["model"], meta=meta, env=tiny["env"],
+                                          layer=1, deterministic=True, forget=forget)
+
+    obs, _ = packing.observations(rows, tiny["env"])
+    scoped, _ = transformer.apply(tiny["params"], obs, tiny["model"],
+                                  segments=packing.subgoal_segments(rows))
+    whole, _ = transformer.apply(tiny["params"], obs, tiny["model"], segments=rows.segments)
+    outs = {f: steered(f) for f in ("none", "lower", "both")}
+    logits = {f: np.asarray(o.outputs["action_logits"])[mask] for f, o in outs.items()}
+    np.testing.assert_allclose(logits["both"], np.asarray(scoped["action_logits"])[mask],
+                               rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(logits["none"], np.asarray(whole["action_logits"])[mask],
+                               rtol=1e-4, atol=1e-4)
+    # The history matters to this base, and forgetting below the layer alone is a third regime.
+    assert np.abs(logits["both"] - logits["none"]).max() > 1e-2
+    assert np.abs(logits["lower"] - logits["none"]).max() > 1e-3
+    assert np.abs(logits["lower"] - logits["both"]).max() > 1e-3
+    for f in ("lower", "both"):
+        np.testing.assert_allclose(np.asarray(outs[f].codes.z), np.asarray(outs["none"].codes.z),
+                                   rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="forget must be one of"):
+        meta_training.MetaHyper(forget="all")
