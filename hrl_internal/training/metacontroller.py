@@ -110,25 +110,25 @@ def init_state(key: jax.Array, meta: MetacontrollerConfig, model: ModelConfig,
 def forward(meta_params: Any, base: Any, obs: jax.Array, segments: jax.Array, key: jax.Array,
             *, model: ModelConfig, meta: MetacontrollerConfig, layer: int,
             deterministic: bool = False, hard_beta_threshold: float | None = None,
-            noise_scale: float | jax.Array = 1.0,
-            forgetting: tuple[jax.Array, jax.Array] | None = None) -> Forward:
+            noise_scale: float | jax.Array = 1.0, forget: str = "none",
+            scoped: jax.Array | None = None) -> Forward:
     """The base model steered by the metacontroller at ``layer``.
 
     Args:
       obs: [B, T, obs_size]; segments: [B, T] int episode ids of packed rows.
-      forgetting: ``(lower, upper)`` [B, T] segment ids the blocks below and above ``layer`` attend
-        within when the edit acts (``packing.forgetting_segments``); None: ``segments``. The
-        metacontroller reads the stream computed within ``segments``: as in the internal
-        environment, the unit that decides a switch reads the history the edit acts without.
+      forget: which blocks (``backbone.FORGET``) attend only within ``scoped`` [B, T] (subgoal
+        segment ids, ``packing.subgoal_segments``) when the edit acts. The metacontroller reads
+        the stream computed within ``segments``: as in the internal environment, the unit that
+        decides a switch reads the history the edit acts without.
     Returns:
       the base model's heads and the codes (z, β, μ, log σ², KL), each ``[B, T, ...]``.
     """
     embedded = backbone.module(model).embed(base, obs, model)
     e_l = backbone.run_blocks(base, embedded, 0, layer, model, segments)
-    lower, upper = (segments, segments) if forgetting is None else forgetting
+    forgets_lower, forgets_upper = backbone.forgetting(forget)
     # Below layer 0 there are no blocks: the stream is the same either way.
-    e_acted = e_l if lower is segments or layer == 0 else backbone.run_blocks(
-        base, embedded, 0, layer, model, lower)
+    e_acted = backbone.run_blocks(base, embedded, 0, layer, model, scoped) \
+        if forgets_lower and layer > 0 else e_l
     resets = metacontroller.resets_from_segments(segments)
     keys = jax.random.split(key, obs.shape[0])
     if meta.variant == "compile":
@@ -144,7 +144,8 @@ def forward(meta_params: Any, base: Any, obs: jax.Array, segments: jax.Array, ke
                          in_axes=(None, 0, 0, 0))(meta_params, e_l, resets, keys)
     edited = jax.vmap(lambda c, e: metacontroller.controller(meta_params, c, meta)(e))(codes,
                                                                                       e_acted)
-    e_top = backbone.run_blocks(base, edited, layer, model.num_layers, model, upper)
+    e_top = backbone.run_blocks(base, edited, layer, model.num_layers, model,
+                                scoped if forgets_upper else segments)
     return Forward(backbone.heads(base, e_top, model), codes)
 
 
@@ -169,11 +170,11 @@ def forward_rows(params: Any, base: Any, rows: Rows, key: jax.Array, *,
     """``forward`` on packed rows; ``params["base"]`` (cotrain) replaces the frozen ``base``;
     ``forget``: the base forgets the history at each labelled subgoal change (``MetaHyper``)."""
     obs, _ = packing.observations(rows, env)
-    forgetting = None if forget == "none" else packing.forgetting_segments(rows, forget)
+    scoped = None if forget == "none" else packing.subgoal_segments(rows)
     return forward(params["meta"], params.get("base", base), obs, rows.segments, key,
                    model=model, meta=meta, layer=layer, deterministic=deterministic,
                    hard_beta_threshold=hard_beta_threshold, noise_scale=noise_scale,
-                   forgetting=forgetting)
+                   forget=forget, scoped=scoped)
 
 
 def loss_fn(params: Any, base: Any, rows: Rows, key: jax.Array, *,
