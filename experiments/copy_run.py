@@ -43,6 +43,15 @@ def _split(name: str) -> tuple[str, str]:
     return section, field
 
 
+def _typed(default: object, value: str, field: str) -> object:
+    """``value`` as the type of the field's ``default`` (a bool from true/false, not bool(str))."""
+    if isinstance(default, bool):
+        if value.lower() not in ("true", "false", "1", "0"):
+            raise SystemExit(f"copy_run: {field} must be true or false, got {value!r}")
+        return value.lower() in ("true", "1")
+    return type(default)(value)
+
+
 def copy_run(src: str, dst: str, fields: dict[str, str]) -> None:
     config = json.load(open(os.path.join(src, "config.json")))
     typed, rerun = [], set()
@@ -54,7 +63,7 @@ def copy_run(src: str, dst: str, fields: dict[str, str]) -> None:
         if field not in defaults:
             raise SystemExit(f"copy_run: {field} not among the {section} fields "
                              f"({', '.join(sorted(defaults))})")
-        typed.append((section, field, type(defaults[field])(value)))
+        typed.append((section, field, _typed(defaults[field], value, field)))
         rerun.update(phases)
     rerun.add("internal_rl")
     if os.path.exists(dst):

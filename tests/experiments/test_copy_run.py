@@ -49,6 +49,15 @@ def test_a_metacontroller_field_reruns_the_metacontroller_and_rl(tmp_path):
     assert config["meta"] == {"meta_steps": 2100, "sequence_embedding": "episode"}
     assert config["rl"]["rl_updates"] == 60
     assert json.loads((dst / "results.json").read_text()) == {"pretrain": {"a": 1}}
+    # A bool field reads true/false (bool("false") would be True) and refuses anything else.
+    copy_run.copy_run(str(tmp_path / "src"), str(tmp_path / "off"),
+                      {"meta.gate_straight_through": "false", "meta.meta_input_norm": "true"})
+    config = json.loads((tmp_path / "off" / "config.json").read_text())
+    assert (config["meta"]["gate_straight_through"], config["meta"]["meta_input_norm"]) == (
+        False, True)
+    with pytest.raises(SystemExit, match="gate_straight_through must be true or false"):
+        copy_run.copy_run(str(tmp_path / "src"), str(tmp_path / "bad"),
+                          {"meta.gate_straight_through": "yes"})
 
 
 def test_refuses_an_unknown_field_and_an_existing_destination(tmp_path):
