@@ -12,7 +12,8 @@ What the codes carry instead (``content``): linear probes (and the 10 nearest co
 z_t to the colour the expert heads to, the expert's move a_t, the direction of that colour from
 the agent (its larger axis: up, right, down, left) at t and at the segment's first step; each
 against its majority figure. Codes that name places and moves of their own layout read the
-direction or the move well and the colour or subgoal poorly.
+direction or the move well and the colour or subgoal poorly. And the edit's form (``edit_form``):
+how much of each code's edit is one fixed vector added whatever the stream holds.
 
     python -m experiments.code_meaning runs/gridworld_cpu [--variant=standard --alpha=0.1] [--out=FILE]
 """
@@ -22,10 +23,13 @@ import argparse
 import json
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from experiments import code_warm_start
 from hrl_internal.analysis import latent_codes
+from hrl_internal.models import metacontroller
+from hrl_internal.training import metacontroller as meta_training
 from hrl_internal.envs import gridworld
 from launch import artefacts, report
 from launch.phases import metacontroller as meta_phase
@@ -66,6 +70,26 @@ def code_content(key: jax.Array, z: np.ndarray, rows, grid_size: int) -> dict[st
     return out
 
 
+def edit_form(meta_params, codes: np.ndarray, e: np.ndarray) -> dict[str, float]:
+    """How much the decoded edit depends on the stream it edits: for ``codes [K, n_z]`` and
+    residuals ``e [M, d]``, Δ_km = U(z_k)(e_m) (``metacontroller.edit`` minus e).
+    ``constancy``: the mean over k of |mean_m Δ_km|² / mean_m |Δ_km|² (1: each code adds one
+    fixed vector whatever e is; 0: an edit of what e carries, averaging out over the data);
+    ``constancy_between_codes``: the same for Δ_km − mean_k Δ_km, what tells codes apart;
+    ``edit_over_e``: mean |Δ| / mean |e|."""
+    delta = jax.vmap(lambda z: jax.vmap(lambda x: metacontroller.edit(meta_params, z, x) - x)(
+        jnp.asarray(e)))(jnp.asarray(codes))
+    delta = np.asarray(delta, np.float64)
+
+    def constancy(d):
+        return float(np.mean(np.sum(d.mean(1) ** 2, -1) / np.mean(np.sum(d ** 2, -1), 1)))
+
+    return {"constancy": constancy(delta),
+            "constancy_between_codes": constancy(delta - delta.mean(0, keepdims=True)),
+            "edit_over_e": float(np.linalg.norm(delta, axis=-1).mean()
+                                 / np.linalg.norm(e, axis=-1).mean())}
+
+
 def code_meaning(path: str, variant: str | None = None, alpha: float | None = None) -> dict:
     _, config = report.load_run(path)
     if config is None or config.env != "gridworld":
@@ -87,9 +111,23 @@ def code_meaning(path: str, variant: str | None = None, alpha: float | None = No
         print(f"[code_meaning] z_t reads the {name.replace('_', ' ')} {read['probe_accuracy']:.3f} "
               f"(10 nearest codes {read['probe_knn_accuracy']:.3f}, majority "
               f"{read['probe_majority']:.3f})")
+    # The edits of 128 codes taken at segment starts, on 256 residuals of the same rows.
+    env, model = artefacts.env_and_model(config)
+    sample = jax.tree.map(lambda x: x[:64], rows)
+    e = np.asarray(meta_training.acted_stream(base, sample, model=model, env=env,
+                                              layer=m.layer, forget=m.meta_forget))
+    mask = np.asarray(sample.mask, bool)
+    starts = np.asarray(code_warm_start.segment_starts(sample)) & mask
+    rng = np.random.default_rng(0)
+    codes, residuals = np.asarray(z[:64])[starts], e[mask]
+    form = edit_form(params["meta"], codes[rng.choice(len(codes), min(128, len(codes)), False)],
+                     residuals[rng.choice(len(residuals), min(256, len(residuals)), False)])
+    print(f"[code_meaning] the edit: {form['constancy']:.3f} of it a fixed vector per code, "
+          f"{form['constancy_between_codes']:.3f} of what tells codes apart; |Δ|/|e| "
+          f"{form['edit_over_e']:.3f}")
     keep = ("action_nll", "kl", "f1", "switches_per_episode", "hard_beta_nll")
     return {"variant": variant, "alpha": alpha, **{k: figures[k] for k in keep}, **checks,
-            "content": content}
+            "content": content, "edit_form": form}
 
 
 def main() -> None:

@@ -75,14 +75,15 @@ def subgoal_codes(latent_dim: int, scale: float) -> jax.Array:
 
 
 def anchored_loss(params, base, rows, key, *, model, meta, env, layer, alpha, codes, anchor,
-                  kl_floor=0.0, noise_scale=1.0, forget="none"):
+                  kl_floor=0.0, noise_scale=1.0, forget="none", hardness=1.0):
     """The objective NLL + α KL, plus ``anchor[0]`` · |μ_t - c_g|² at segment starts and
     ``anchor[1]`` · the BCE of β against the segment starts; ``anchor`` (0, 0) and ``kl_floor`` 0
     is the phase's loss exactly. ``kl_floor`` > 0 charges α · max(KL, floor) for the batch's mean
     KL per step ("free bits", Kingma et al. 2016): codes carry up to that rate at no cost, a
     label-free way off the prior."""
     out = meta_training.forward_rows(params, base, rows, key, model=model, meta=meta, env=env,
-                                     layer=layer, noise_scale=noise_scale, forget=forget)
+                                     layer=layer, noise_scale=noise_scale, forget=forget,
+                                     hardness=hardness)
     metrics = meta_training.metrics_of(out, rows, alpha)
     mask = rows.mask.astype(jnp.float32)
     starts = segment_starts(rows).astype(jnp.float32)

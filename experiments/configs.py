@@ -300,6 +300,30 @@ class MetaConfig:
         "in training (β = σ((logit + logistic noise) / τ)), the paper's relaxation for its "
         "gridworld rate-distortion runs (App. E.1), which trains the decoder under near-binary "
         "switches as internal RL uses it", default=0.0)
+    gate_straight_through: bool = _help(
+        "not the paper's: train with a straight-through hard gate: the forward pass switches "
+        "(z_t = z̃_t) iff β_t >= --beta_threshold and keeps z_{t-1} exactly otherwise, as internal "
+        "RL acts, while the gradient flows through the soft β, so no soft β below the threshold "
+        "trickles per-step information into the codes (measured: it turns that information into "
+        "switches at almost every step; README, 'Label-free levers on the forgetting base'); "
+        "false: the paper's soft integration", default=False)
+    edit_centre: bool = _help(
+        "not the paper's: the decoded edit reads the residual minus its mean over the training "
+        "data, ê = e + U(z)(e − ē), with ē set once before training and not trained, so that no "
+        "code can act as one fixed vector added whatever the stream holds (README, 'Label-free "
+        "levers on the forgetting base'); false: the paper's ê = e + U(z) e", default=False)
+    meta_rotate: bool = _help(
+        "not the paper's (gridworld): in training, each row's codes are read from its episodes "
+        "and scored acting on the same episodes in a world turned by a random number of right "
+        "angles (cells turned, each move the turned one), so a code that names a direction or "
+        "a place of its own layout points the wrong way while one that names a colour holds "
+        "(README, 'Label-free levers on the forgetting base')", default=False)
+    hard_gate_start: int = _help(
+        "with --gate_straight_through: the step at which the gate's forward pass starts to harden "
+        "(soft before it, so the codes and β learn as in the paper)", default=0)
+    hard_gate_steps: int = _help(
+        "with --gate_straight_through: steps over which the forward gate hardens linearly from "
+        "soft to hard after --hard_gate_start (0: at once)", default=0)
     switch_tolerance: int = _help("steps a switch may miss a subgoal boundary by", default=2)
     meta_forget: str = _help(
         "not the paper's: the base forgets the episode's history at each labelled subgoal change "
@@ -352,6 +376,8 @@ class MetaConfig:
             decoder_hidden=self.decoder_hidden, rank=self.controller_rank,
             switch_hidden=self.switch_hidden, input_norm=self.meta_input_norm,
             gate_temperature=self.gate_temperature,
+            straight_through=self.beta_threshold if self.gate_straight_through else 0.0,
+            edit_centre=self.edit_centre,
             sequence_embedding=self.sequence_embedding, max_segments=self.max_segments,
             segment_rate=self.segment_rate, segment_temperature=self.segment_temperature)
 
@@ -361,6 +387,9 @@ class MetaConfig:
                                        weight_decay=self.meta_wd, alpha=alpha, variant=variant,
                                        alpha_warmup=self.alpha_warmup,
                                        noise_warmup=self.noise_warmup,
+                                       rotate=self.meta_rotate,
+                                       hard_gate_start=self.hard_gate_start,
+                                       hard_gate_steps=self.hard_gate_steps,
                                        skip_nonfinite=skip_nonfinite,
                                        forget=self.meta_forget,
                                        boundary_alpha=(self.compile_boundary_alpha
@@ -592,7 +621,8 @@ DEMO_ACTIONS = ("mean", "sample")
 # The least value of each integer field that may be 0 or less (every other one: 1), and what the
 # error says is allowed.
 _LOWER_BOUNDS = {**dict.fromkeys(("seed", "num_walls", "ant_num_walls", "layer", "switch_tolerance",
-                                  "alpha_warmup", "noise_warmup", "expert_walk_updates",
+                                  "alpha_warmup", "noise_warmup", "hard_gate_start",
+                                  "hard_gate_steps", "expert_walk_updates",
                                   "pretrain_warmup"),
                                  (0, ">= 0")),
                  "meta_seed": (-1, ">= 0, or -1 for --seed")}
@@ -730,6 +760,8 @@ def _validate_meta(config: Config) -> None:
         raise ConfigError("segment_rate", f"must be >= 1, got {m.segment_rate}")
     if not m.segment_temperature > 0.0:
         raise ConfigError("segment_temperature", f"must be > 0, got {m.segment_temperature}")
+    if m.meta_rotate and config.env != "gridworld":
+        raise ConfigError("meta_rotate", "turns the gridworld's cells and moves (--env=gridworld)")
     if "compile" in variants and config.env != "gridworld":
         raise ConfigError("metacontroller_variant", "compile (the CompILE baseline) is built for "
                           "the gridworld's transformer (--env=gridworld)")

@@ -164,6 +164,28 @@ def steps_into_subgoal(rows: PackedRows) -> jax.Array:
     return t - jax.lax.cummax(jnp.where(change, t, 0), axis=1)
 
 
+def rotate(rows: PackedRows, quarter_turns: jax.Array, grid_size: int) -> PackedRows:
+    """``rows`` in a world turned clockwise by ``quarter_turns [R]`` (0-3) right angles per row:
+    every cell (r, c) -> (c, G-1-r) per turn, and each action the move that goes the turned way
+    (``gridworld.ACTION_DELTAS`` in clockwise order: a -> a + 1 mod 4). Layouts are drawn
+    uniformly and the expert breaks ties at random, so a turned episode is as likely an expert
+    episode as its original. Cells below 0 (none) stay. Jittable."""
+    k = jnp.asarray(quarter_turns, jnp.int32)
+
+    def turn(cells):
+        cells = jnp.asarray(cells, jnp.int32)
+        kk = k.reshape(k.shape + (1,) * (cells.ndim - 1))
+        r, c = cells // grid_size, cells % grid_size
+        for n in range(1, 4):  # r, c after n turns, picked per row
+            r, c = jnp.where(kk >= n, c, r), jnp.where(kk >= n, grid_size - 1 - r, c)
+        return jnp.where(cells >= 0, r * grid_size + c, cells)
+
+    actions = jnp.asarray(rows.actions, jnp.int32)
+    return rows._replace(agent_cells=turn(rows.agent_cells), next_cells=turn(rows.next_cells),
+                         object_cells=turn(rows.object_cells), wall_cells=turn(rows.wall_cells),
+                         actions=jnp.where(actions >= 0, (actions + k[:, None]) % 4, actions))
+
+
 def subgoal_segments(rows: PackedRows) -> jax.Array:
     """``[B, T]`` int: an id per subgoal segment (a new one at each subgoal change and each packed
     episode), so attention restricted to equal ids sees only the current subgoal's steps: the

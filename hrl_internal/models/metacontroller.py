@@ -50,6 +50,17 @@ class MetacontrollerConfig:
     # > 0: a Gumbel-sigmoid switching unit (the paper's gridworld rate-distortion runs):
     # β = σ((logit + logistic noise) / τ) in training, σ(logit / τ) otherwise. 0: σ(logit).
     gate_temperature: float = 0.0
+    # > 0: a straight-through hard gate in training, at this threshold: the forward pass switches
+    # (z_t = z̃_t) iff β_t >= threshold and otherwise keeps z_{t-1} exactly, as internal RL acts;
+    # the gradient flows through the soft β. A soft β below the threshold cannot then trickle a
+    # fraction of each step's z̃_t into z_t. 0: the paper's soft integration.
+    straight_through: float = 0.0
+    # Not the paper's: the edit reads e − ē, with ē [d] the residual's mean over the training data
+    # (``params["decoder"]["centre"]``, set once before training and never trained), so that
+    # ê = e + U(z)(e − ē) averages to e over the data: no code can act as one fixed vector added
+    # whatever e holds, and a code's edit must depend on what the stream carries (which colour
+    # is where), as a subgoal's does.
+    edit_centre: bool = False
     # "episode": one s per episode (the paper's s(e_{1:T})); "step": s_t read at t, whose backward
     # half carries the next steps (measured: it leaks the next moves into the codes, but it is the
     # one of the two under which the gate learns to switch on a CPU budget; see the README).
@@ -70,6 +81,10 @@ class MetacontrollerConfig:
                 if not isinstance(value, (int, float)) or value < 0:
                     raise ValueError(f"gate_temperature must be >= 0, got {value!r}")
                 continue
+            if f.name == "straight_through":
+                if not isinstance(value, (int, float)) or not 0.0 <= value < 1.0:
+                    raise ValueError(f"straight_through must be in [0, 1), got {value!r}")
+                continue
             if f.name == "segment_temperature":
                 if not isinstance(value, (int, float)) or value <= 0:
                     raise ValueError(f"segment_temperature must be > 0, got {value!r}")
@@ -83,7 +98,7 @@ class MetacontrollerConfig:
                     raise ValueError(f"sequence_embedding must be one of {SEQUENCE_EMBEDDINGS}, "
                                      f"got {value!r}")
                 continue
-            if f.name in ("variant", "input_norm"):
+            if f.name in ("variant", "input_norm", "edit_centre"):
                 continue
             if not isinstance(value, int) or value <= 0:
                 raise ValueError(f"{f.name} must be a positive int, got {value!r}")
@@ -158,6 +173,8 @@ def init(key: jax.Array, config: MetacontrollerConfig) -> Params:
                     "a": _factor(c.decoder_hidden, (r, d), 1 / math.sqrt(d)),
                     "b": _factor(c.decoder_hidden, (d, r), _EDIT_SCALE / math.sqrt(r))},
     })
+    if c.edit_centre:
+        params["decoder"]["centre"] = jnp.zeros((d,))  # set from data by the trainer
     # Two RG-LRUs stacked on a leading axis: [0] runs forwards, [1] backwards.
     params["embedder"]["lru"] = jax.vmap(lambda k: rglru.init(k, d, lru))(
         jax.random.split(k_lru))
@@ -244,7 +261,7 @@ def controller_decoder(params: Params, z: jax.Array) -> tuple[jax.Array, jax.Arr
 
 
 def edit(params: Params, z: jax.Array, e: jax.Array) -> jax.Array:
-    """``e + U(z) e`` for ``z [..., n_z]``, ``e [..., d]`` (any leading axes, e.g. ``[T]``), equal
+    """``e + U(z) e`` (with a centre ē: ``e + U(z)(e − ē)``) for ``z [..., n_z]``, ``e [..., d]`` (any leading axes, e.g. ``[T]``), equal
     to ``apply_controller(e, *controller_decoder(params, z))`` without forming U's factors: per
     step it keeps ``[decoder_hidden · rank]`` numbers instead of ``2 rank d`` (over a sequence of
     full-linear ant controllers the factors took 64 MiB per 500-step row and exhausted memory).
@@ -253,7 +270,9 @@ def edit(params: Params, z: jax.Array, e: jax.Array) -> jax.Array:
     """
     p = params["decoder"]
     hidden = jax.nn.gelu(_linear(p["hidden"], z))  # [..., H]
-    ae = intervention.mixed_down(hidden, p["a"]["w"], e) + e @ p["a"]["b"].T  # [..., rank]
+    # With a centre (``MetacontrollerConfig.edit_centre``) U reads e − ē; ē is data, not trained.
+    read = e - jax.lax.stop_gradient(p["centre"]) if "centre" in p else e
+    ae = intervention.mixed_down(hidden, p["a"]["w"], read) + read @ p["a"]["b"].T  # [..., rank]
     return e + intervention.mixed_up(hidden, p["b"]["w"], ae) + ae @ p["b"]["b"].T
 
 
@@ -277,7 +296,8 @@ def kl_to_standard_normal(mu: jax.Array, log_var: jax.Array) -> jax.Array:
 def unroll(params: Params, e: jax.Array, resets: jax.Array, key: jax.Array,
            config: MetacontrollerConfig, *, deterministic: bool = False,
            hard_beta_threshold: float | None = None,
-           noise_scale: float | jax.Array = 1.0) -> MetacontrollerOutputs:
+           noise_scale: float | jax.Array = 1.0,
+           hardness: float | jax.Array = 1.0) -> MetacontrollerOutputs:
     """Runs the metacontroller over one (packed) row.
 
     Args:
@@ -289,7 +309,11 @@ def unroll(params: Params, e: jax.Array, resets: jax.Array, key: jax.Array,
         sample). The KL is of the encoder's N(μ_t, σ²_t) whatever the scale.
       hard_beta_threshold: if given, integrate with the hard gate internal RL acts under: switch
         (z_t = z̃_t) iff β_t >= threshold, else keep z_{t-1} exactly. ``beta`` still reports the
-        soft gate.
+        soft gate. Without it, ``config.straight_through`` > 0 integrates the same way in the
+        forward pass with the soft β's gradient.
+      hardness: with ``config.straight_through``, the forward gate is β + hardness · (hard − β)
+        (training's hardening schedule: 0 the soft gate, 1 the hard one; the gradient is the soft
+        β's throughout).
     Returns:
       ``MetacontrollerOutputs`` with z [T, n_z], beta [T], mu, log_var [T, n_z], kl [T].
     """
@@ -323,8 +347,13 @@ def unroll(params: Params, e: jax.Array, resets: jax.Array, key: jax.Array,
         # The first code of an episode is always chosen: there is no previous one to keep.
         always = reset | (config.variant == "forced_switch")
         beta = jnp.where(always, 1.0, beta)
-        gate = beta if hard_beta_threshold is None else jnp.where(
-            always | (beta >= hard_beta_threshold), 1.0, 0.0)
+        if hard_beta_threshold is not None:
+            gate = jnp.where(always | (beta >= hard_beta_threshold), 1.0, 0.0)
+        elif config.straight_through > 0:
+            hard = jnp.where(always | (beta >= config.straight_through), 1.0, 0.0)
+            gate = beta + hardness * jax.lax.stop_gradient(hard - beta)
+        else:
+            gate = beta
         z = gate * z_tilde + (1.0 - gate) * z_prev
         h = gru_step(params, h_prev, e_t)
         return (h, z), (z, beta, mu, log_var)

@@ -15,6 +15,7 @@ import dataclasses
 import functools
 from typing import Any, Callable, NamedTuple
 
+import chex
 import jax
 import jax.numpy as jnp
 import optax
@@ -48,6 +49,17 @@ class MetaHyper:
     # objective with sampled codes is flat between the initialisation and codes that name
     # subgoals, and descends with z̃ = μ (``experiments.objective_path``).
     noise_warmup: int = 0
+    # With a straight-through gate (``MetacontrollerConfig.straight_through``): its forward pass
+    # is soft until step ``hard_gate_start``, then hardens linearly over ``hard_gate_steps`` (0:
+    # at once). Not the paper's: the soft gate is what lets the codes and β learn at all, the
+    # hard one what internal RL acts under.
+    hard_gate_start: int = 0
+    hard_gate_steps: int = 0
+    # Not the paper's: each row's codes, read from its episodes, are scored acting on the same
+    # episodes in a world turned by a random number of right angles (gridworld), so a code that
+    # names a direction or a place of its layout points the wrong way, and one that names a
+    # colour still holds. Held-out scoring acts on the episodes as read.
+    rotate: bool = False
     grad_clip: float = 1.0
     variant: str = "standard"
     skip_nonfinite: bool = False  # skip updates whose gradient is NaN/Inf (else the loop stops)
@@ -75,9 +87,51 @@ class Forward(NamedTuple):
     codes: metacontroller.MetacontrollerOutputs  # each [B, T, ...]
 
 
-def optimizer(hyper: MetaHyper) -> optax.GradientTransformation:
+def _decayed(params: Any) -> Any:
+    """Weight decay's mask: every leaf but the edit's centre, which is data, not a weight."""
+    return jax.tree_util.tree_map_with_path(
+        lambda path, _: not any(getattr(k, "key", None) == "centre" for k in path), params)
+
+
+ROTATE_TAG = 5  # folded into a step's noise key for the turns of ``MetaHyper.rotate``
+
+
+def optimizer(hyper: MetaHyper, meta: MetacontrollerConfig | None = None
+              ) -> optax.GradientTransformation:
+    """AdamW; with the edit's centre (``meta.edit_centre``) weight decay spares it. The mask is
+    only there with a centre: it changes the optimiser state's structure, which every other
+    run's checkpoints keep."""
+    mask = _decayed if meta is not None and meta.edit_centre else None
     return clipped_adamw(hyper.learning_rate, hyper.weight_decay, hyper.grad_clip,
-                         hyper.skip_nonfinite)
+                         hyper.skip_nonfinite, decay_mask=mask)
+
+
+@functools.partial(jax.jit, static_argnames=("model", "env", "layer", "forget"))
+def acted_stream(base: Any, rows: Rows, *, model: ModelConfig, env: Any, layer: int,
+                 forget: str = "none") -> jax.Array:
+    """``[B, T, d_model]``: the stream the edit acts on at ``layer`` (computed within subgoal
+    segments where ``forget`` makes the lower blocks forget), as ``forward`` computes it."""
+    obs, _ = packing.observations(rows, env)
+    forgets_lower, _ = backbone.forgetting(forget)
+    segments = packing.subgoal_segments(rows) if forgets_lower else rows.segments
+    embedded = backbone.module(model).embed(base, obs, model)
+    return backbone.run_blocks(base, embedded, 0, layer, model, segments)
+
+
+def edit_centre(base: Any, rows: Rows, *, model: ModelConfig, env: Any, layer: int,
+                forget: str = "none") -> jax.Array:
+    """ē ``[d_model]``: the mean over ``rows``' real steps of ``acted_stream``."""
+    e = acted_stream(base, rows, model=model, env=env, layer=layer, forget=forget)
+    mask = rows.mask.astype(jnp.float32)[..., None]
+    return jnp.sum(e * mask, axis=(0, 1)) / jnp.maximum(jnp.sum(mask), 1.0)
+
+
+def with_edit_centre(state: MetaState, centre: jax.Array) -> MetaState:
+    """``state`` with its edit's centre set (the metacontroller built with ``edit_centre``)."""
+    params = jax.tree.map(lambda x: x, state.params)
+    chex.assert_shape(centre, params["meta"]["decoder"]["centre"].shape)
+    params["meta"]["decoder"]["centre"] = centre
+    return state._replace(params=params)
 
 
 def module_config(meta: MetacontrollerConfig, hyper: MetaHyper) -> MetacontrollerConfig:
@@ -104,14 +158,15 @@ def init_state(key: jax.Array, meta: MetacontrollerConfig, model: ModelConfig,
         params = {"meta": metacontroller.init(meta_key, module_config(meta, hyper))}
     if hyper.variant == "cotrain":
         params["base"] = backbone.module(model).init(base_key, model)
-    return MetaState(params, optimizer(hyper).init(params), jnp.zeros((), jnp.int32))
+    return MetaState(params, optimizer(hyper, meta).init(params), jnp.zeros((), jnp.int32))
 
 
 def forward(meta_params: Any, base: Any, obs: jax.Array, segments: jax.Array, key: jax.Array,
             *, model: ModelConfig, meta: MetacontrollerConfig, layer: int,
             deterministic: bool = False, hard_beta_threshold: float | None = None,
             noise_scale: float | jax.Array = 1.0, forget: str = "none",
-            scoped: jax.Array | None = None) -> Forward:
+            scoped: jax.Array | None = None, hardness: float | jax.Array = 1.0,
+            acted_obs: jax.Array | None = None) -> Forward:
     """The base model steered by the metacontroller at ``layer``.
 
     Args:
@@ -120,15 +175,23 @@ def forward(meta_params: Any, base: Any, obs: jax.Array, segments: jax.Array, ke
         segment ids, ``packing.subgoal_segments``) when the edit acts. The metacontroller reads
         the stream computed within ``segments``: as in the internal environment, the unit that
         decides a switch reads the history the edit acts without.
+      acted_obs: [B, T, obs_size], if given, the episodes the edit acts on and the base model
+        predicts (``MetaHyper.rotate``: the same episodes in a turned world), while the
+        metacontroller reads ``obs``'s stream; None: ``obs``.
     Returns:
       the base model's heads and the codes (z, β, μ, log σ², KL), each ``[B, T, ...]``.
     """
     embedded = backbone.module(model).embed(base, obs, model)
     e_l = backbone.run_blocks(base, embedded, 0, layer, model, segments)
     forgets_lower, forgets_upper = backbone.forgetting(forget)
-    # Below layer 0 there are no blocks: the stream is the same either way.
-    e_acted = backbone.run_blocks(base, embedded, 0, layer, model, scoped) \
-        if forgets_lower and layer > 0 else e_l
+    if acted_obs is not None:
+        acted = backbone.module(model).embed(base, acted_obs, model)
+        e_acted = backbone.run_blocks(base, acted, 0, layer, model,
+                                      scoped if forgets_lower else segments)
+    elif forgets_lower and layer > 0:
+        e_acted = backbone.run_blocks(base, embedded, 0, layer, model, scoped)
+    else:  # below layer 0 there are no blocks: the stream is the same either way
+        e_acted = e_l
     resets = metacontroller.resets_from_segments(segments)
     keys = jax.random.split(key, obs.shape[0])
     if meta.variant == "compile":
@@ -140,7 +203,7 @@ def forward(meta_params: Any, base: Any, obs: jax.Array, segments: jax.Array, ke
         codes = jax.vmap(functools.partial(metacontroller.unroll, config=meta,
                                            deterministic=deterministic,
                                            hard_beta_threshold=hard_beta_threshold,
-                                           noise_scale=noise_scale),
+                                           noise_scale=noise_scale, hardness=hardness),
                          in_axes=(None, 0, 0, 0))(meta_params, e_l, resets, keys)
     edited = jax.vmap(lambda c, e: metacontroller.controller(meta_params, c, meta)(e))(codes,
                                                                                       e_acted)
@@ -166,25 +229,37 @@ def forward_rows(params: Any, base: Any, rows: Rows, key: jax.Array, *,
                  model: ModelConfig, meta: MetacontrollerConfig, env: Any,
                  layer: int, deterministic: bool = False,
                  hard_beta_threshold: float | None = None,
-                 noise_scale: float | jax.Array = 1.0, forget: str = "none") -> Forward:
+                 noise_scale: float | jax.Array = 1.0, forget: str = "none",
+                 hardness: float | jax.Array = 1.0, acted_rows: Rows | None = None) -> Forward:
     """``forward`` on packed rows; ``params["base"]`` (cotrain) replaces the frozen ``base``;
-    ``forget``: the base forgets the history at each labelled subgoal change (``MetaHyper``)."""
+    ``forget``: the base forgets the history at each labelled subgoal change (``MetaHyper``);
+    ``acted_rows``: the rows the edit acts on (``forward``'s ``acted_obs``), the same slots."""
     obs, _ = packing.observations(rows, env)
+    acted_obs = None if acted_rows is None else packing.observations(acted_rows, env)[0]
     scoped = None if forget == "none" else packing.subgoal_segments(rows)
     return forward(params["meta"], params.get("base", base), obs, rows.segments, key,
                    model=model, meta=meta, layer=layer, deterministic=deterministic,
                    hard_beta_threshold=hard_beta_threshold, noise_scale=noise_scale,
-                   forget=forget, scoped=scoped)
+                   forget=forget, scoped=scoped, hardness=hardness, acted_obs=acted_obs)
 
 
 def loss_fn(params: Any, base: Any, rows: Rows, key: jax.Array, *,
             model: ModelConfig, meta: MetacontrollerConfig, env: Any, layer: int,
-            alpha: float, noise_scale: float | jax.Array = 1.0, forget: str = "none"
+            alpha: float, noise_scale: float | jax.Array = 1.0, forget: str = "none",
+            hardness: float | jax.Array = 1.0, rotate: bool = False
             ) -> tuple[jax.Array, dict[str, jax.Array]]:
-    """``(NLL + α KL, metrics)``; the codes sampled with ``noise_scale`` · σ."""
+    """``(NLL + α KL, metrics)``; the codes sampled with ``noise_scale`` · σ, a straight-through
+    gate at ``hardness``; ``rotate``: each row's codes read from its episodes and scored acting
+    on them in a world turned by a random number of right angles (``MetaHyper.rotate``)."""
+    acted = None
+    if rotate:
+        turns = jax.random.randint(jax.random.fold_in(key, ROTATE_TAG), (rows.actions.shape[0],),
+                                   0, 4)
+        acted = packing.rotate(rows, turns, env.grid_size)
     out = forward_rows(params, base, rows, key, model=model, meta=meta, env=env, layer=layer,
-                       noise_scale=noise_scale, forget=forget)
-    metrics = metrics_of(out, rows, alpha)
+                       noise_scale=noise_scale, forget=forget, hardness=hardness,
+                       acted_rows=acted)
+    metrics = metrics_of(out, rows if acted is None else acted, alpha)
     return metrics["loss"], metrics
 
 
@@ -200,6 +275,13 @@ def noise_at(step: jax.Array, hyper: MetaHyper) -> jax.Array:
     if hyper.noise_warmup <= 0:
         return jnp.asarray(1.0, jnp.float32)
     return jnp.minimum(1.0, step / hyper.noise_warmup).astype(jnp.float32)
+
+
+def hardness_at(step: jax.Array, hyper: MetaHyper) -> jax.Array:
+    """A straight-through gate's forward hardness at ``step``: 0 before ``hard_gate_start``, then
+    linear to 1 over ``hard_gate_steps``."""
+    ramp = (step - hyper.hard_gate_start + 1) / max(hyper.hard_gate_steps, 1)
+    return jnp.clip(ramp, 0.0, 1.0).astype(jnp.float32)
 
 
 @functools.partial(jax.jit, static_argnames=("model", "meta", "env", "layer", "hyper",
@@ -218,7 +300,7 @@ def train_steps(state: MetaState, base: Any, data: Rows, key: jax.Array,
     objective in ``metrics["loss"]``: an experiment adds terms to the objective without its own
     copy of the loop (the same batches, noise keys and optimiser).
     """
-    opt = optimizer(hyper)
+    opt = optimizer(hyper, meta)
     meta = module_config(meta, hyper)
     grad_fn = jax.value_and_grad(loss, has_aux=True)
     loss_args = loss_args or {}
@@ -230,7 +312,9 @@ def train_steps(state: MetaState, base: Any, data: Rows, key: jax.Array,
                                       meta=meta, env=env, layer=layer,
                                       alpha=alpha_at(state.step, hyper),
                                       noise_scale=noise_at(state.step, hyper),
-                                      forget=hyper.forget, **loss_args)
+                                      hardness=hardness_at(state.step, hyper),
+                                      forget=hyper.forget, **({"rotate": True} if hyper.rotate
+                                                              else {}), **loss_args)
         updates, opt_state = opt.update(grads, state.opt_state, state.params)
         metrics["grad_norm"] = optax.tree.norm(grads)
         metrics["nonfinite"] = guards.step_flags(metrics["loss"], metrics["grad_norm"])

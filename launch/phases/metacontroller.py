@@ -59,6 +59,12 @@ def train_one(config: configs.Config, run_dir: RunDir, base: Any, rows: Any,
     name = artefacts.meta_run_name(variant, alpha)
     if resumed:
         print(f"[metacontroller/{name}] resuming from step {start}")
+    elif module.edit_centre and variant in ("standard", "forced_switch"):
+        # The edit's centre: the acted stream's mean over (up to) 256 training rows, once; the
+        # checkpoint keeps it, so a resumed run reads the same one.
+        sample = jax.tree.map(lambda x: x[:256], rows)
+        state = meta_training.with_edit_centre(state, meta_training.edit_centre(
+            base, sample, model=model, env=env, layer=m.layer, forget=hyper.forget))
     writer = MetricsWriter(os.path.join(run_dir.phase_dir("metacontroller"), name,
                                         "metrics.jsonl"), truncate_after=start)
     key = jax.random.fold_in(meta_key(config), BATCH_TAG)

@@ -63,3 +63,31 @@ def test_subgoal_steps_and_segments_restart_at_each_subgoal_and_episode():
         lower, upper = packing.forgetting_segments(rows, forget)
         np.testing.assert_array_equal(lower, expected[0], err_msg=forget)
         np.testing.assert_array_equal(upper, expected[1], err_msg=forget)
+
+
+def test_rotated_rows_obey_the_moves_of_the_turned_world():
+    eps = dataset.to_numpy(dataset.generate(jax.random.split(jax.random.PRNGKey(2), 40), P))
+    rows = packing.pack(eps, P)
+    turns = np.arange(rows.num_rows) % 4
+    turned = jax.jit(packing.rotate, static_argnums=2)(rows, turns, P.grid_size)
+    g, mask = P.grid_size, np.asarray(rows.mask, bool)
+    agent, nxt = np.asarray(turned.agent_cells), np.asarray(turned.next_cells)
+    moved = (agent != nxt) & mask
+    assert moved.mean() > 0.5 and (turns[:, None] * mask > 0).any()
+    # Every move goes one cell the way its (turned) action says.
+    deltas = np.asarray(gw.ACTION_DELTAS)[np.asarray(turned.actions)]
+    np.testing.assert_array_equal(nxt[moved] // g - agent[moved] // g, deltas[moved][:, 0])
+    np.testing.assert_array_equal(nxt[moved] % g - agent[moved] % g, deltas[moved][:, 1])
+    # A no-op stays a no-op; turn 0 is the identity; the layout stays on the grid and distinct.
+    np.testing.assert_array_equal(moved, (np.asarray(rows.agent_cells) != rows.next_cells) & mask)
+    np.testing.assert_array_equal(agent[turns == 0], rows.agent_cells[turns == 0])
+    objects = np.asarray(turned.object_cells)
+    assert objects.min() >= 0 and objects.max() < g * g
+    assert all(len(set(o)) == len(o) for o in objects.reshape(-1, objects.shape[-1]))
+    assert not np.array_equal(objects[turns == 1], rows.object_cells[turns == 1])
+    # Four turns bring every cell back.
+    back = turned
+    for _ in range(3):
+        back = packing.rotate(back, turns, g)
+    np.testing.assert_array_equal(back.agent_cells, rows.agent_cells)
+    np.testing.assert_array_equal(back.actions, rows.actions)

@@ -37,3 +37,21 @@ def test_content_labels_and_a_code_that_carries_the_move(tiny):
     read = code_meaning.code_content(jax.random.PRNGKey(0), z, rows, tiny["env"].grid_size)
     assert read["move"]["probe_accuracy"] > 0.95
     assert read["colour"]["probe_accuracy"] < read["colour"]["probe_majority"] + 0.2
+
+
+def test_edit_form_tells_a_fixed_vector_from_an_edit_of_the_stream():
+    from hrl_internal.models import metacontroller as mc
+    config = mc.MetacontrollerConfig(d_model=8, latent_dim=3, history_dim=4, embed_dim=4,
+                                     encoder_hidden=8, decoder_hidden=5, rank=4, switch_hidden=8,
+                                     edit_centre=True)
+    params = mc.init(jax.random.PRNGKey(0), config)
+    rng = np.random.default_rng(0)
+    codes = rng.normal(size=(16, 3))
+    # Streams that are one vector plus a little noise: each code's edit is (almost) fixed.
+    e = 5.0 + 0.01 * rng.normal(size=(64, 8))
+    fixed = code_meaning.edit_form(params, codes, e)
+    assert fixed["constancy"] > 0.99 and fixed["edit_over_e"] > 0
+    # Centred on the same streams' mean, every code's edit averages to zero over them.
+    params["decoder"]["centre"] = jax.numpy.asarray(e.mean(0))
+    centred = code_meaning.edit_form(params, codes, e)
+    assert centred["constancy"] < 0.01 and centred["constancy_between_codes"] < 0.01

@@ -220,6 +220,31 @@ def test_hard_gate_switches_iff_beta_crosses_the_threshold_and_holds_z_exactly()
     np.testing.assert_allclose(never.z[SPLIT], never.mu[SPLIT], **close)
 
 
+def test_straight_through_gate_integrates_hard_forward_and_passes_the_soft_gradient():
+    soft = unroll(PARAMS, E, RESETS, KEY, C, deterministic=True)
+    threshold = float(np.median(np.delete(np.asarray(soft.beta), [0, SPLIT])))
+    st = dataclasses.replace(C, straight_through=threshold)
+    # Forward: the codes of the hard gate internal RL acts under, with or without sampling.
+    for deterministic in (True, False):
+        hard = unroll(PARAMS, E, RESETS, KEY, C, deterministic=deterministic,
+                      hard_beta_threshold=threshold)
+        np.testing.assert_array_equal(unroll(PARAMS, E, RESETS, KEY, st,
+                                             deterministic=deterministic).z, hard.z)
+
+    # Backward: the switching unit gets a gradient (a hard gate alone would give it none).
+    def loss(params, config):
+        return jnp.sum(unroll(params, E, RESETS, KEY, config).z ** 2)
+
+    grads = jax.jit(jax.grad(loss), static_argnums=1)(PARAMS, st)
+    g = np.asarray(grads["switch"]["out"]["w"])
+    assert np.all(np.isfinite(g)) and np.abs(g).max() > 1e-4
+    hard_grad = jax.jit(jax.grad(lambda p: jnp.sum(unroll(
+        p, E, RESETS, KEY, C, hard_beta_threshold=threshold).z ** 2)))(PARAMS)
+    assert np.abs(np.asarray(hard_grad["switch"]["out"]["w"])).max() == 0.0
+    with pytest.raises(ValueError, match="straight_through"):
+        dataclasses.replace(C, straight_through=1.0)
+
+
 def test_gumbel_sigmoid_gate_is_noisy_in_training_and_sharp_in_evaluation():
     gumbel = dataclasses.replace(C, gate_temperature=0.25)
     soft = unroll(PARAMS, E, RESETS, KEY, C, deterministic=True)
@@ -330,6 +355,29 @@ def test_edit_equals_the_decoded_controller_applied():
     np.testing.assert_allclose(mc.edit(params, z, e), mc.apply_controller(e, a, b),
                                rtol=1e-5, atol=1e-6)
     assert not np.allclose(mc.edit(params, z, e), e), "a nonzero edit"
+
+
+def test_centred_edit_reads_the_stream_minus_its_centre_and_averages_to_no_edit():
+    config = mc.MetacontrollerConfig(d_model=8, latent_dim=3, history_dim=4, embed_dim=4,
+                                     encoder_hidden=8, decoder_hidden=5, rank=8, switch_hidden=8,
+                                     edit_centre=True)
+    params = mc.init(jax.random.PRNGKey(0), config)
+    np.testing.assert_array_equal(params["decoder"]["centre"], np.zeros(8))
+    e = jax.random.normal(jax.random.PRNGKey(2), (50, 8)) + 3.0  # far from zero mean
+    params["decoder"]["centre"] = e.mean(0)
+    z = jax.random.normal(jax.random.PRNGKey(1), (3,))
+    a, b = mc.controller_decoder(params, z)
+    np.testing.assert_allclose(mc.edit(params, z, e[0]),
+                               e[0] + b @ (a @ (e[0] - e.mean(0))), rtol=1e-5, atol=1e-5)
+    # Over the data the centre came from, a code's edit averages to zero: no fixed vector.
+    delta = jax.vmap(lambda x: mc.edit(params, z, x) - x)(e)
+    assert np.abs(np.asarray(delta.mean(0))).max() < 1e-4 < np.abs(np.asarray(delta)).max()
+    plain = {k: v for k, v in params["decoder"].items() if k != "centre"}
+    shifted = jax.vmap(lambda x: mc.edit({**params, "decoder": plain}, z, x) - x)(e)
+    assert np.abs(np.asarray(shifted.mean(0))).max() > 1e-2, "uncentred: a mean offset"
+    # The centre is data: no gradient reaches it.
+    g = jax.grad(lambda p: jnp.sum(mc.edit(p, z, e) ** 2))(params)
+    assert np.abs(np.asarray(g["decoder"]["centre"])).max() == 0.0
 
 
 def test_edit_over_leading_axes_applies_each_steps_own_map():

@@ -5,7 +5,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from hrl_internal.models import metacontroller
+from hrl_internal.data import packing
+from hrl_internal.models import backbone, metacontroller
 from hrl_internal.training import metacontroller as meta_training
 from hrl_internal.training.checkpoint import Checkpointer
 from hrl_internal.utils import sharding
@@ -122,6 +123,12 @@ def test_noise_warmup_ramps_from_zero_and_a_custom_loss_sees_it_and_its_argument
     scales = [float(meta_training.noise_at(jnp.asarray(s), ramp)) for s in (0, 2, 4, 9)]
     assert scales == [0.0, 0.5, 1.0, 1.0]
     assert float(meta_training.noise_at(jnp.asarray(0), meta_training.MetaHyper())) == 1.0
+    # The straight-through gate's hardening: soft before the start, linear after, hard at once
+    # by default.
+    harden = meta_training.MetaHyper(hard_gate_start=3, hard_gate_steps=4)
+    assert [float(meta_training.hardness_at(jnp.asarray(s), harden))
+            for s in (0, 2, 3, 4, 6, 20)] == [0.0, 0.0, 0.25, 0.5, 1.0, 1.0]
+    assert float(meta_training.hardness_at(jnp.asarray(0), meta_training.MetaHyper())) == 1.0
 
     def recording_loss(params, base, rows, key, *, extra, **kwargs):
         loss, metrics = meta_training.loss_fn(params, base, rows, key, **kwargs)
@@ -188,3 +195,27 @@ def test_forgetting_base_sees_only_the_current_subgoal_and_the_metacontroller_al
                                    rtol=1e-5, atol=1e-6)
     with pytest.raises(ValueError, match="forget must be one of"):
         meta_training.MetaHyper(forget="all")
+
+
+def test_edit_centre_is_the_acted_streams_mean_and_training_leaves_it_as_set(tiny):
+    meta, hyper, state = _setup(tiny)
+    meta = dataclasses.replace(meta, edit_centre=True)
+    state = meta_training.init_state(jax.random.PRNGKey(0), meta, tiny["model"], hyper)
+    rows = jax.tree.map(lambda x: x[:16], tiny["rows"])
+    rows = rows._replace(mask=rows.mask.at[:, -30:].set(False))  # as padding
+    centre = meta_training.edit_centre(tiny["params"], rows, model=tiny["model"],
+                                       env=tiny["env"], layer=1)
+    obs, _ = packing.observations(rows, tiny["env"])
+    model = tiny["model"]
+    e = backbone.run_blocks(tiny["params"], backbone.module(model).embed(tiny["params"], obs,
+                                                                        model),
+                            0, 1, model, rows.segments)
+    mask = np.asarray(rows.mask, bool)
+    np.testing.assert_allclose(centre, np.asarray(e)[mask].mean(0), rtol=1e-4, atol=1e-5)
+    assert np.abs(np.asarray(centre)).max() > 1e-2
+    state = meta_training.with_edit_centre(state, centre)
+    trained, _ = _train(tiny, meta, hyper, state, 5)
+    # No gradient and no weight decay: the centre is exactly as set, the decoder has moved.
+    np.testing.assert_array_equal(trained.params["meta"]["decoder"]["centre"], centre)
+    assert not np.allclose(trained.params["meta"]["decoder"]["a"]["w"],
+                           state.params["meta"]["decoder"]["a"]["w"])
