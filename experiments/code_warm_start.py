@@ -39,6 +39,7 @@ import os
 import tempfile
 import time
 
+import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -126,6 +127,25 @@ def scale_edit(params, factor: float):
         lambda path, x: x * factor if in_b_factor(path) else x, params)
 
 
+def with_decoder(state, decoder):
+    """``state`` (a fresh ``MetaState``) with the metacontroller's decoder replaced by ``decoder``
+    (another metacontroller's ``params["meta"]["decoder"]``); encoder, gate, history and the
+    optimiser's moments stay as they are: which half the random start lacks."""
+    params = jax.tree.map(lambda x: x, state.params)
+    chex.assert_trees_all_equal_shapes(params["meta"]["decoder"], decoder)
+    params["meta"]["decoder"] = jax.tree.map(jnp.asarray, decoder)
+    return state._replace(params=params)
+
+
+def with_decoder_of(state, path: str, alpha: float):
+    """``with_decoder`` from the α metacontroller of the run at ``path``."""
+    _, other = report.load_run(path)
+    if other is None:
+        raise SystemExit(f"code_warm_start: --decoder_from: {path} holds no run (config.json)")
+    params = artefacts.load_metacontroller(RunDir(path), other, VARIANT, alpha)
+    return with_decoder(state, params["meta"]["decoder"])
+
+
 def _line(name: str, f: dict) -> str:
     return (f"[code_warm_start] {name}: objective {f['objective']:.4f} (nll {f['nll']:.4f}, "
             f"kl {f['kl']:.3f}), switch F1 {f['switch_f1']:.2f}, switches/ep "
@@ -136,7 +156,7 @@ def _line(name: str, f: dict) -> str:
 def code_warm_start(path: str, alpha: float | None, anchor_steps: int, free_steps: int,
                     eval_every: int, code_scale: float, anchor_mu: float = 1.0,
                     anchor_beta: float = 1.0, kl_floor: float = 0.0, edit_init: float = 1.0,
-                    save: str | None = None) -> dict:
+                    save: str | None = None, decoder_from: str | None = None) -> dict:
     results, config = report.load_run(path)
     if config is None or config.env != "gridworld":
         raise SystemExit(f"code_warm_start: {path} holds no gridworld run (config.json)")
@@ -193,6 +213,10 @@ def code_warm_start(path: str, alpha: float | None, anchor_steps: int, free_step
     print(_line("the run's metacontroller", out["run_metacontroller"]), flush=True)
 
     state = meta_phase.template(config, VARIANT, alpha)
+    if decoder_from is not None:
+        state = with_decoder_of(state, decoder_from, alpha)
+        out["decoder_from"] = decoder_from
+        print(f"[code_warm_start] the decoder starts as {decoder_from}'s (the rest fresh)")
     # The decoder's B factor scales the initial edit |U e| / |e| (0.02) and with it how much the
     # NLL's gradient reaches the codes; Adam's moments are still zero, so nothing else changes.
     state = state._replace(params=scale_edit(state.params, edit_init))
@@ -259,11 +283,16 @@ def main() -> None:
                              "final state replaces, for internal RL over these codes")
     parser.add_argument("--edit_init", type=float, default=1.0,
                         help="multiply the decoder's initial edit (|U e| / |e| = 0.02) by this")
+    parser.add_argument("--decoder_from", default=None,
+                        help="start the decoder as this run's α metacontroller's (e.g. one saved "
+                             "by --save), the encoder, gate and history fresh; with both anchors 0, "
+                             "a check of whether the random start lacks the decoder or the encoder")
     parser.add_argument("--out", default=None, help="also write the figures to this JSON file")
     args = parser.parse_args()
     figures = code_warm_start(args.path, args.alpha, args.anchor_steps, args.free_steps,
                               args.eval_every, args.code_scale, args.anchor_mu,
-                              args.anchor_beta, args.kl_floor, args.edit_init, args.save)
+                              args.anchor_beta, args.kl_floor, args.edit_init, args.save,
+                              args.decoder_from)
     print(json.dumps(figures, indent=1))
     if args.out:
         json.dump(figures, open(args.out, "w"), indent=1)

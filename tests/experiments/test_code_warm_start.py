@@ -4,6 +4,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 from experiments import code_warm_start
 from hrl_internal.models import metacontroller
@@ -91,3 +92,22 @@ def test_scale_edit_scales_every_edit_and_nothing_else():
         for a, b in zip(jax.tree.leaves(params["meta"][name]),
                         jax.tree.leaves(scaled["meta"][name])):
             np.testing.assert_array_equal(a, b)
+
+
+def test_with_decoder_swaps_the_decoder_only():
+    config = metacontroller.MetacontrollerConfig(d_model=16, **META)
+    fresh = meta_training.MetaState({"meta": metacontroller.init(jax.random.PRNGKey(0), config)},
+                                    None, jax.numpy.zeros((), jax.numpy.int32))
+    other = metacontroller.init(jax.random.PRNGKey(5), config)
+    swapped = code_warm_start.with_decoder(fresh, other["decoder"])
+    for a, b in zip(jax.tree.leaves(swapped.params["meta"]["decoder"]),
+                    jax.tree.leaves(other["decoder"])):
+        np.testing.assert_array_equal(a, b)
+    for name in ("encoder", "switch", "gru", "embedder"):
+        for a, b in zip(jax.tree.leaves(fresh.params["meta"][name]),
+                        jax.tree.leaves(swapped.params["meta"][name])):
+            np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(fresh.params["meta"]["decoder"]["a"]["w"], other["decoder"]["a"]["w"])
+    with pytest.raises(AssertionError):  # another shape of decoder is refused
+        code_warm_start.with_decoder(fresh, {**other["decoder"], "hidden": {"w": np.zeros((2, 2)),
+                                                                            "b": np.zeros(2)}})
