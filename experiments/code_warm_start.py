@@ -285,8 +285,9 @@ def main() -> None:
                         help="multiply the decoder's initial edit (|U e| / |e| = 0.02) by this")
     parser.add_argument("--decoder_from", default=None,
                         help="start the decoder as this run's α metacontroller's (e.g. one saved "
-                             "by --save), the encoder, gate and history fresh; with both anchors 0, "
-                             "a check of whether the random start lacks the decoder or the encoder")
+                             "by --save), the encoder, gate and history fresh; with both anchors "
+                             "0, a check of whether the random start lacks the decoder or the "
+                             "encoder")
     parser.add_argument("--out", default=None, help="also write the figures to this JSON file")
     args = parser.parse_args()
     figures = code_warm_start(args.path, args.alpha, args.anchor_steps, args.free_steps,

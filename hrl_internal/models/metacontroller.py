@@ -261,8 +261,9 @@ def controller_decoder(params: Params, z: jax.Array) -> tuple[jax.Array, jax.Arr
 
 
 def edit(params: Params, z: jax.Array, e: jax.Array) -> jax.Array:
-    """``e + U(z) e`` (with a centre ē: ``e + U(z)(e − ē)``) for ``z [..., n_z]``, ``e [..., d]`` (any leading axes, e.g. ``[T]``), equal
-    to ``apply_controller(e, *controller_decoder(params, z))`` without forming U's factors: per
+    """``e + U(z) e`` for ``z [..., n_z]``, ``e [..., d]`` (any leading axes, e.g. ``[T]``), equal
+    to ``apply_controller(e, *controller_decoder(params, z))`` without forming U's factors
+    (with a centre ē, ``MetacontrollerConfig.edit_centre``: ``e + U(z)(e − ē)``): per
     step it keeps ``[decoder_hidden · rank]`` numbers instead of ``2 rank d`` (over a sequence of
     full-linear ant controllers the factors took 64 MiB per 500-step row and exhausted memory).
     The hypernetwork's factors are sums over its hidden units, so both contractions are one matmul

@@ -61,7 +61,8 @@ def test_round_trip_through_dict():
     (dict(noise_warmup=-1), "noise_warmup"), (dict(steer_forget="all"), "steer_forget"),
     (dict(rl_forget="always"), "rl_forget"),
     (dict(meta_forget="all"), "meta_forget"),
-    (dict(hard_gate_steps=-1), "hard_gate_steps"), (dict(env="ant", meta_rotate=True), "meta_rotate"),
+    (dict(hard_gate_steps=-1), "hard_gate_steps"),
+    (dict(env="ant", meta_rotate=True), "meta_rotate"),
 ])
 def test_validate_names_the_field(overrides, field):
     config = configs.replace_fields(configs.Config(), **overrides)
