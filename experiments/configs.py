@@ -445,6 +445,13 @@ class RLConfig:
         "reaches 0.403 in 30 updates against the Gaussian's 0.347, ceiling 0.420; the default "
         "keeps the Gaussian so this reference differs from internal RL in its codes only)",
         default="gaussian")
+    codebook_size: int = _help(
+        "not the paper's: 0 keeps the paper's Gaussian head over the metacontroller's continuous "
+        "codes; K >= 2 gives its code-space methods a categorical head over K codes, the k-means "
+        "centroids of the codes the trained metacontroller switched to on 512 training episodes "
+        "(no label read; hrl_internal/rl/codebook.py). For long tasks whose first success the "
+        "Gaussian head does not find (README, 'A codebook of the metacontroller's own codes')",
+        default=0)
     rl_forget: str = _help(
         "not the paper's: the base forgets the episode's history at each switch of the code-space "
         "methods (and in their ceiling, gt_steer_success), in the blocks below --layer ('lower'), "
@@ -625,7 +632,8 @@ _LOWER_BOUNDS = {**dict.fromkeys(("seed", "num_walls", "ant_num_walls", "layer",
                                   "hard_gate_steps", "expert_walk_updates",
                                   "pretrain_warmup"),
                                  (0, ">= 0")),
-                 "meta_seed": (-1, ">= 0, or -1 for --seed")}
+                 "meta_seed": (-1, ">= 0, or -1 for --seed"),
+                 "codebook_size": (0, "0 (the Gaussian head) or in [2, 256]")}
 
 
 def validate(config: Config) -> None:
@@ -784,6 +792,9 @@ def _validate_rl(config: Config) -> None:
     if r.discrete_code_head not in policy.HEADS:
         raise ConfigError("discrete_code_head", f"unknown value {r.discrete_code_head!r}; "
                           f"allowed: {', '.join(policy.HEADS)}")
+    if r.codebook_size and not 2 <= r.codebook_size <= 256:
+        raise ConfigError("codebook_size", f"must be 0 (the Gaussian head) or in [2, 256], got "
+                          f"{r.codebook_size}")
     if r.policy_block not in policy.BLOCKS:
         raise ConfigError("policy_block", f"unknown value {r.policy_block!r}; allowed: "
                           f"{', '.join(policy.BLOCKS)}")

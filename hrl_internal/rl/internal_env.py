@@ -121,6 +121,9 @@ class Frozen(NamedTuple):
     # metacontroller params (decoder, switching unit, GRU); for decoder="subgoal_controllers" one
     # layer's controllers {a [G, r, d], b [G, d, r]}
     meta: Any
+    # [K, n_z] codes the policy picks among (``hrl_internal.rl.codebook``), or None: the policy
+    # writes z itself
+    codebook: Any = None
 
 
 @struct.dataclass

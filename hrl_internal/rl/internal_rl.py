@@ -4,6 +4,10 @@ base model, decoder and switching unit turn it into primitive actions.
 ``rollout`` runs a batch of internal environments in one ``lax.scan`` over primitive time (the
 vmapped ``internal_env.tick``), asking the policy for a code wherever the previous tick switched;
 ``rl_loss`` re-scores those decisions under new params. Arrays are time-major ``[T, B, ...]``.
+
+With ``codebook_size`` K > 0 (not the paper's) the policy's head is categorical over the K codes of
+``frozen.codebook`` (``hrl_internal.rl.codebook``): the batch records the one-hot choice, the
+environment receives the chosen code.
 """
 from __future__ import annotations
 
@@ -13,7 +17,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from hrl_internal.rl import episodes, internal_env, policy, ppo
+from hrl_internal.rl import codebook, episodes, internal_env, policy, ppo
 from hrl_internal.rl.internal_env import Frozen, InternalEnvSpec
 from hrl_internal.rl.policy import PolicyConfig
 
@@ -25,12 +29,21 @@ class InternalRLSpec:
     num_slots: int = 64  # environments stepped together
     start_ticks: int = 100  # ticks during which a slot may start a new episode
     max_episodes: int = 32  # episodes per slot per rollout at most
+    codebook_size: int = 0  # K > 0: the policy picks one of frozen.codebook's K codes
 
     def __post_init__(self):
-        if self.policy.head == "categorical" and not self.env.known_answer:
+        if self.codebook_size:
+            if self.env.known_answer:
+                raise ValueError("a codebook is for the metacontroller's continuous codes; the "
+                                 "subgoal controllers' codes are already discrete")
+            if self.policy.head != "categorical" or self.policy.latent_dim != self.codebook_size:
+                raise ValueError(f"a codebook of {self.codebook_size} codes needs a categorical "
+                                 f"policy head over {self.codebook_size} choices, got "
+                                 f"{self.policy.head} over {self.policy.latent_dim}")
+        elif self.policy.head == "categorical" and not self.env.known_answer:
             raise ValueError("a categorical code head needs a decoder that reads argmax z "
-                             "(decoder='subgoal_controllers'); the metacontroller's codes are "
-                             "continuous")
+                             "(decoder='subgoal_controllers') or a codebook; the metacontroller's "
+                             "codes are continuous")
 
     @property
     def num_ticks(self) -> int:
@@ -41,7 +54,7 @@ class Batch(NamedTuple):
     """What ``rl_loss`` needs, ``[T, S, ...]`` per tick of the rollout."""
 
     e: jax.Array  # [T, S, d_model] residual the policy read (meaningful where ``decide``)
-    z: jax.Array  # [T, S, n_z] code chosen
+    z: jax.Array  # [T, S, n_z] code chosen (with a codebook: [T, S, K], the one-hot choice)
     log_prob: jax.Array  # [T, S] its log-probability under the acting params
     decide: jax.Array  # [T, S] bool, the policy chose a code at this tick
     first: jax.Array  # [T, S] bool, an episode starts at this tick (the policy state resets)
@@ -71,8 +84,9 @@ def rollout(params: Any, frozen: Frozen, key: jax.Array, spec: InternalRLSpec,
         h = jnp.where(slots.first[:, None], 0.0, h)
         h_new, mean, log_std = policy_step(params, h, states.e, pol)
         z_new = policy.sample(step_key, mean, log_std, pol.head)
+        code_new = codebook.lookup(frozen.codebook, z_new) if spec.codebook_size else z_new
         decide = need & slots.running
-        z = jnp.where(decide[:, None], z_new, states.code)
+        z = jnp.where(decide[:, None], code_new, states.code)
         h = jnp.where(decide[:, None], h_new, h)
         log_prob = jnp.where(decide, policy.log_prob(mean, log_std, z_new, pol.head), 0.0)
         e_t = states.e
@@ -81,7 +95,8 @@ def rollout(params: Any, frozen: Frozen, key: jax.Array, spec: InternalRLSpec,
         states, reward, switch, info = tick(frozen, states, z, env_spec, may, fresh)
         rec = episodes.record(slots, reward, info["done"], info["success"], info["task_index"], E)
         slots = episodes.advance(slots, info["done"], info["restart"])
-        return (states, h, switch, slots), (rec, e_t, z, log_prob, decide)
+        chosen = z_new if spec.codebook_size else z  # what log_prob scores
+        return (states, h, switch, slots), (rec, e_t, chosen, log_prob, decide)
 
     carry = (states, jnp.zeros((S, pol.width)), jnp.ones((S,), bool), episodes.start(S))
     ticks = jnp.arange(spec.num_ticks)

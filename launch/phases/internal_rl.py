@@ -18,6 +18,9 @@ has no causal switching unit).
 ground-truth-switched supervised controllers at the RL layer (the best policy of the known-answer
 method), read beside every curve. ``--rl_forget`` (not the paper's) makes the base forget the
 episode's history at each switch of the code-space methods and in that ceiling.
+``--codebook_size`` K (not the paper's) gives the metacontroller's code-space methods a categorical
+head over K codes, the k-means centroids of the codes that metacontroller switched to on
+``CODEBOOK_EPISODES`` training episodes (``hrl_internal.rl.codebook``).
 """
 from __future__ import annotations
 
@@ -30,7 +33,7 @@ import numpy as np
 
 from experiments import configs
 from hrl_internal.analysis import plots, rollout, steering
-from hrl_internal.rl import internal_env, internal_rl, policy, raw_action, train
+from hrl_internal.rl import codebook, internal_env, internal_rl, policy, raw_action, train
 from hrl_internal.training import metacontroller as meta_training
 from hrl_internal.training import guards
 from hrl_internal.training.checkpoint import Checkpointer
@@ -40,7 +43,8 @@ from hrl_internal.utils.progress import Progress
 from launch import artefacts
 from launch.rundir import RunDir
 
-INIT_TAG, TRAIN_TAG, INITIAL_EVAL_TAG, FINAL_EVAL_TAG, CEILING_TAG = 51, 52, 53, 54, 55
+INIT_TAG, TRAIN_TAG, INITIAL_EVAL_TAG, FINAL_EVAL_TAG, CEILING_TAG, CODEBOOK_TAG = range(51, 57)
+CODEBOOK_EPISODES = 512  # training episodes whose switch codes the codebook clusters
 # Which metacontroller each code-space method acts through.
 VARIANT = {"internal_rl": "standard", "forced_switch": "forced_switch", "cotrain": "cotrain",
            "gt_switching": "standard", "compile": "compile"}
@@ -53,6 +57,7 @@ class Method:
     spec: Any
     frozen: Any
     init_params: Callable[[jax.Array], Any]
+    figures: dict[str, float] = dataclasses.field(default_factory=dict)  # e.g. the codebook's
 
 
 def rl_env(config: configs.Config):
@@ -65,11 +70,47 @@ def rl_env(config: configs.Config):
 def code_policy(config: configs.Config, model: Any, meta: Any, discrete: bool = False
                 ) -> policy.PolicyConfig:
     """The policy over codes ``z [meta.latent_dim]`` reading ``model``'s residual stream
-    (``discrete``: codes read as ``argmax z``, whose head ``--discrete_code_head`` picks)."""
-    return policy.PolicyConfig(model.d_model, meta.latent_dim, config.rl.policy_width,
+    (``discrete``: codes read as ``argmax z``, whose head ``--discrete_code_head`` picks; with
+    ``--codebook_size`` K and not ``discrete``: a categorical head over the K codebook entries)."""
+    head, n = "gaussian", meta.latent_dim
+    if discrete:
+        head = config.rl.discrete_code_head
+    elif config.rl.codebook_size:
+        head, n = "categorical", config.rl.codebook_size
+    return policy.PolicyConfig(model.d_model, n, config.rl.policy_width,
                                init_log_std=config.rl.policy_log_std,
-                               block=config.rl.policy_block,
-                               head=config.rl.discrete_code_head if discrete else "gaussian")
+                               block=config.rl.policy_block, head=head)
+
+
+def switch_codebook(config: configs.Config, run_dir: RunDir, base: Any, trained: Any,
+                    variant: str, alpha: float) -> tuple[np.ndarray, dict[str, float]]:
+    """``[--codebook_size, n_z]``: k-means centroids of the codes a trained metacontroller
+    switched to (each episode's first code and every code where β >= threshold, z̃ = μ under the
+    hard gate) on the first ``CODEBOOK_EPISODES`` training episodes; no label is read. Beside it,
+    figures: the codes clustered per episode and, on the gridworld, the centroids' purity by
+    subgoal (a diagnosis: ``codebook.purity``)."""
+    m = config.meta
+    env, model = artefacts.env_and_model(config)
+    episodes = artefacts.load_split(run_dir, config, "train")
+    rows = artefacts.pack(jax.tree.map(lambda x: x[:CODEBOOK_EPISODES], episodes), env)
+    _, out = meta_training.evaluate(trained, base, rows, model=model, meta=m.module(model.d_model),
+                                    env=env, layer=m.layer, hyper=m.hyper(alpha, variant),
+                                    hard_beta_threshold=m.beta_threshold)
+    chosen = codebook.switch_mask(np.asarray(out.codes.beta), rows.episode, rows.mask,
+                                  m.beta_threshold)
+    # Episode by episode, each in time order: k-means++ seeds from this order.
+    r, t = np.nonzero(chosen)
+    order = np.argsort(np.asarray(rows.episode)[r, t], kind="stable")
+    r, t = r[order], t[order]
+    points = np.asarray(out.codes.z)[r, t]
+    key = jax.random.fold_in(jax.random.PRNGKey(config.seed), CODEBOOK_TAG)
+    book = np.asarray(codebook.kmeans(key, points, config.rl.codebook_size))
+    episodes_seen = len(np.unique(np.asarray(rows.episode)[np.asarray(rows.mask, bool)]))
+    figures = {"codebook_codes_per_episode": len(points) / max(episodes_seen, 1)}
+    if config.env == "gridworld":
+        figures["codebook_subgoal_purity"] = codebook.purity(
+            points, np.asarray(rows.subgoals)[r, t], book)
+    return book, figures
 
 
 def method(config: configs.Config, run_dir: RunDir, name: str) -> Method:
@@ -99,10 +140,15 @@ def method(config: configs.Config, run_dir: RunDir, name: str) -> Method:
     env_spec = internal_env.InternalEnvSpec(
         model, meta, rl_env(config), m.layer, m.beta_threshold,
         switching="ground_truth" if name == "gt_switching" else "gate", forget=r.rl_forget)
-    spec = internal_rl.InternalRLSpec(env_spec, code_policy(config, model, meta), **slots)
+    spec = internal_rl.InternalRLSpec(env_spec, code_policy(config, model, meta),
+                                      codebook_size=r.codebook_size, **slots)
     # A co-trained metacontroller steers its own co-trained base model.
-    frozen = internal_env.Frozen(trained.get("base", base), trained["meta"])
-    return Method(name, "codes", spec, frozen, lambda key: internal_rl.init_params(key, spec))
+    own_base = trained.get("base", base)
+    book, book_figures = (switch_codebook(config, run_dir, own_base, trained, variant, alpha)
+                          if r.codebook_size else (None, {}))
+    frozen = internal_env.Frozen(own_base, trained["meta"], book)
+    return Method(name, "codes", spec, frozen, lambda key: internal_rl.init_params(key, spec),
+                  book_figures)
 
 
 def measure(meth: Method, params: Any, key: jax.Array, min_episodes: int) -> dict[str, np.ndarray]:
@@ -219,6 +265,10 @@ def run(config: configs.Config, run_dir: RunDir) -> dict[str, Any]:
     curves = {}
     for name in r.methods():
         meth = method(config, run_dir, name)
+        figures.update({f"{name}.{k}": v for k, v in meth.figures.items()})
+        if "codebook_subgoal_purity" in meth.figures:
+            print(f"[internal_rl/{name}] codebook of {r.codebook_size} codes: subgoal purity "
+                  f"{meth.figures['codebook_subgoal_purity']:.3f} (a diagnosis; no label is used)")
         hyper = hyper_of(config, name)
         initial = measure(meth, _seed_states(config, meth, hyper).params,
                           jax.random.fold_in(key, INITIAL_EVAL_TAG), r.rl_initial_episodes // r.rl_seeds)

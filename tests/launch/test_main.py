@@ -41,6 +41,7 @@ from tests.launch.resume import TINY, launch
     (dict(segment_temperature=0.0), "--segment_temperature", "> 0"),
     (dict(policy_block="mlp"), "--policy_block", "rglru, residual"),
     (dict(discrete_code_head="softmax"), "--discrete_code_head", "gaussian, categorical"),
+    (dict(codebook_size=1), "--codebook_size", "0 (the Gaussian head) or in [2, 256]"),
     (dict(env="ant", metacontroller_variant="standard,compile"), "--metacontroller_variant",
      "--env=gridworld"),
 ])
@@ -128,6 +129,20 @@ def test_all_phases_run_record_skip_resume_after_kills_and_rerun_what_a_new_flag
     for name in ("inferred", "same_task", "prior"):
         assert offline[f"replay_{name}_success"] == meta[f"latent_code_replay_{name}_success"]
     assert offline["reach_matched_rate"] == meta["latent_code_reach_matched_rate"]
+
+    # A codebook of the run's own switch codes: the policy's head is categorical over it.
+    from experiments import configs
+    from launch import report
+    from launch.phases import internal_rl as rl_phase
+    from launch.rundir import RunDir
+    config = configs.replace_fields(report.load_run(workdir)[1], codebook_size=4)
+    meth = rl_phase.method(config, RunDir(workdir), "internal_rl")
+    book = np.asarray(meth.frozen.codebook)
+    assert book.shape == (4, config.meta.latent_dim) and np.all(np.isfinite(book))
+    assert len({tuple(row) for row in book.round(6)}) == 4  # four distinct centroids
+    assert meth.spec.policy.head == "categorical" and meth.spec.policy.latent_dim == 4
+    assert meth.figures["codebook_codes_per_episode"] >= 1.0  # each episode's first code at least
+    assert 0.0 < meth.figures["codebook_subgoal_purity"] <= 1.0
 
     # The base's held-out NLL split by whether the next colour is knowable adds up, and where it
     # is knowable the Bayes-optimal predictor is the next-colour reference.

@@ -138,3 +138,54 @@ def test_categorical_head_climbs_further_in_fewer_updates():
     first, last = success[:, :20].mean(), success[:, -20:].mean()
     assert last > 0.15 and last > first + 0.06, (first, last, success.mean(0))
 
+
+
+def _codebook_spec(s, k):
+    return internal_rl.InternalRLSpec(
+        s["spec"], policy.PolicyConfig(s["model"].d_model, k, width=8, head="categorical"),
+        num_slots=4, start_ticks=12, max_episodes=4, codebook_size=k)
+
+
+def test_codebook_needs_a_categorical_head_over_its_codes(frozen_setup):
+    s = frozen_setup
+    with pytest.raises(ValueError, match="categorical policy head over 5"):
+        internal_rl.InternalRLSpec(s["spec"], policy.PolicyConfig(s["model"].d_model, 3, width=8),
+                                   codebook_size=5)
+
+
+def test_codebook_policy_acts_through_the_chosen_code(frozen_setup):
+    """The environment receives the chosen codebook row: with every row equal to c the episodes
+    are those of a policy that always writes c (a Gaussian of std ~0 about c, same keys), and
+    differ from those under another constant code."""
+    s = frozen_setup
+    n_z, k = s["meta"].latent_dim, 5
+    roll = jax.jit(internal_rl.rollout, static_argnums=3)
+
+    def constant_gaussian(code):
+        spec = _spec(s)
+        params = internal_rl.init_params(jax.random.PRNGKey(0), spec)
+        params["mean"]["b"] = jnp.asarray(code)
+        params["log_std"] = jnp.full((n_z,), -30.0)
+        return roll(params, s["frozen"], jax.random.PRNGKey(2), spec)
+
+    def constant_book(code):
+        spec = _codebook_spec(s, k)
+        params = internal_rl.init_params(jax.random.PRNGKey(0), spec)
+        frozen = s["frozen"]._replace(codebook=jnp.tile(jnp.asarray(code), (k, 1)))
+        return roll(params, frozen, jax.random.PRNGKey(2), spec)
+
+    c, other = np.full((n_z,), 3.0, np.float32), np.full((n_z,), -3.0, np.float32)
+    (book_batch, book), (_, gauss) = constant_book(c), constant_gaussian(c)
+    (_, book_other) = constant_book(other)
+    fields = ("episodes", "env_steps", "decisions", "successes")
+    for field in fields:
+        assert int(getattr(book, field)) == int(getattr(gauss, field)), field
+    assert any(int(getattr(book, f)) != int(getattr(book_other, f)) for f in fields)
+    # The batch records the one-hot choice, which the categorical log-probs re-score.
+    decide = np.asarray(book_batch.decide)
+    z = np.asarray(book_batch.z)
+    assert z.shape[-1] == k and np.all(z[decide].sum(-1) == 1.0)
+    spec = _codebook_spec(s, k)
+    params = internal_rl.init_params(jax.random.PRNGKey(0), spec)
+    np.testing.assert_allclose(np.asarray(internal_rl.log_probs(params, book_batch, spec))[decide],
+                               np.log(1.0 / k), rtol=1e-5)
