@@ -56,21 +56,23 @@ def largest_rise(values) -> float:
 
 
 def train_objective(params, base, data, key, *, model, meta, env, layer, alpha, batch_size,
-                    num_batches, noise_scale=1.0):
-    """The training objective (codes sampled with ``noise_scale`` · σ) averaged over
-    ``num_batches`` fixed batches: the same batches and noise for every ``params``."""
+                    num_batches, noise_scale=1.0, forget="none", rotate=False):
+    """The training objective (codes sampled with ``noise_scale`` · σ; the base forgetting as
+    ``forget`` says; ``rotate``: scored in the turned world of ``--meta_rotate``) averaged over
+    ``num_batches`` fixed batches: the same batches, noise and turns for every ``params``."""
     def one(k):
         batch_key, noise_key = jax.random.split(k)
         batch = sample_batch(data, batch_key, batch_size)
         _, metrics = meta_training.loss_fn(params, base, batch, noise_key, model=model,
                                            meta=meta, env=env, layer=layer, alpha=alpha,
-                                           noise_scale=noise_scale)
+                                           noise_scale=noise_scale, forget=forget,
+                                           **({"rotate": True} if rotate else {}))
         return metrics
     return jax.tree.map(jnp.mean, jax.lax.map(one, jax.random.split(key, num_batches)))
 
 
 def objective_path(path: str, named: str, alpha: float | None, points: int,
-                   num_batches: int) -> dict:
+                   num_batches: int, rotate: bool = False) -> dict:
     _, config = report.load_run(path)
     _, named_config = report.load_run(named)
     if config is None or config.env != "gridworld":
@@ -103,10 +105,11 @@ def objective_path(path: str, named: str, alpha: float | None, points: int,
     train_fn = jax.jit(lambda p, noise: train_objective(
         p, base, train_rows, jax.random.PRNGKey(1), model=model, meta=module, env=env,
         layer=m.layer, alpha=alpha, batch_size=hyper.batch_size, num_batches=num_batches,
-        noise_scale=noise))
+        noise_scale=noise, forget=hyper.forget, rotate=rotate))
     lams = np.linspace(0.0, 1.0, points)
     out = {"path": path, "named": named, "alpha": alpha, "layer": m.layer,
-           "train_batches": num_batches, "batch_size": hyper.batch_size, "lambdas": lams.tolist()}
+           "train_batches": num_batches, "batch_size": hyper.batch_size, "lambdas": lams.tolist(),
+           "forget": hyper.forget, "train_rotate": rotate}
     t0 = time.time()
     for a, b in (("init", "found"), ("init", "named"), ("found", "named")):
         curve = {"heldout_objective": [], "heldout_nll": [], "heldout_kl": [],
@@ -144,9 +147,13 @@ def main() -> None:
     parser.add_argument("--points", type=int, default=11, help="λ values per line, ends included")
     parser.add_argument("--num_batches", type=int, default=16,
                         help="fixed training batches for the training objective")
+    parser.add_argument("--rotate", action="store_true",
+                        help="score the training objective in the turned world of --meta_rotate "
+                             "(the held-out figures stay unturned)")
     parser.add_argument("--out", default=None, help="also write the figures to this JSON file")
     args = parser.parse_args()
-    figures = objective_path(args.path, args.named, args.alpha, args.points, args.num_batches)
+    figures = objective_path(args.path, args.named, args.alpha, args.points, args.num_batches,
+                             args.rotate)
     print(json.dumps({k: v for k, v in figures.items() if not isinstance(v, dict)}, indent=1))
     if args.out:
         json.dump(figures, open(args.out, "w"), indent=1)
